@@ -1,0 +1,110 @@
+"""Argument checks shared by every public entry point.
+
+Each check raises ``TypeError`` (wrong kind of object or dtype) or ``ValueError`` (wrong shape, range or
+content) with a message that names the argument, what was expected and what was received, so that a bad call
+fails at camfix's boundary rather than deep inside torch or OpenCV.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence, Tuple, Union
+
+import torch
+
+Number = Union[int, float]
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def check_tensor(
+    name: str,
+    value: object,
+    ndims: Union[int, Sequence[int]],
+    *,
+    shape_hint: str,
+    floating: bool = True,
+    allow_empty: bool = False,
+) -> torch.Tensor:
+    """Check that ``value`` is a tensor with one of the ranks ``ndims``; return it.
+
+    ``shape_hint`` (e.g. ``"(N, C, H, W)"``) is quoted in the error message. With ``floating`` the dtype must be
+    a floating point type. Unless ``allow_empty``, a tensor with no elements is rejected.
+    """
+    ranks = (ndims,) if isinstance(ndims, int) else tuple(ndims)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape {shape_hint}, got {_describe(value)}")
+    if value.dim() not in ranks:
+        raise ValueError(
+            f"{name} must have shape {shape_hint} ({' or '.join(map(str, ranks))} dims), "
+            f"got {value.dim()} dims with shape {tuple(value.shape)}"
+        )
+    if floating and not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating point tensor, got dtype {value.dtype}")
+    if not allow_empty and value.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(value.shape)}")
+    return value
+
+
+def check_finite(name: str, value: torch.Tensor) -> None:
+    """Reject NaN and infinite entries: they have no meaningful place in a map, a threshold or a box."""
+    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        n_nan = int(torch.isnan(value).sum())
+        n_inf = int(torch.isinf(value).sum())
+        raise ValueError(f"{name} must be finite, got {n_nan} NaN and {n_inf} infinite values")
+
+
+def check_number(
+    name: str,
+    value: object,
+    low: float,
+    high: float,
+    *,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> float:
+    """Check that ``value`` is a real number in the given interval; return it as ``float``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
+    value = float(value)
+    above = value >= low if low_inclusive else value > low
+    below = value <= high if high_inclusive else value < high
+    if math.isnan(value) or not (above and below):
+        interval = f"{'[' if low_inclusive else '('}{low:g}, {high:g}{']' if high_inclusive else ')'}"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+    return value
+
+
+def check_size(name: str, value: object) -> Tuple[int, int]:
+    """Check an ``(H, W)`` size of positive integers; return it as a tuple."""
+    if (
+        not isinstance(value, (tuple, list, torch.Size))
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        raise ValueError(f"{name} must be a pair of positive ints (H, W), got {_describe(value)}")
+    return int(value[0]), int(value[1])
+
+
+def check_classes(name: str, value: object, batch: int, num_classes: int) -> torch.Tensor:
+    """Check one class index per image: an int64-compatible tensor or sequence of shape ``(batch,)``."""
+    if isinstance(value, (list, tuple)):
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise TypeError(f"{name} must hold ints, got {_describe(value)}")
+        value = torch.tensor(value, dtype=torch.long)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor or list of class indices of shape (N,), got {_describe(value)}")
+    if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor, got dtype {value.dtype}")
+    if value.dim() != 1 or value.shape[0] != batch:
+        raise ValueError(f"{name} must have shape ({batch},) (one class per image), got {tuple(value.shape)}")
+    if batch and (int(value.min()) < 0 or int(value.max()) >= num_classes):
+        raise ValueError(
+            f"{name} must hold class indices in [0, {num_classes - 1}], "
+            f"got values in [{int(value.min())}, {int(value.max())}]"
+        )
+    return value.long()
