@@ -8,7 +8,8 @@ fails at camfix's boundary rather than deep inside torch or OpenCV.
 from __future__ import annotations
 
 import math
-from typing import Sequence, Tuple, Union
+import numbers
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -108,3 +109,14 @@ def check_classes(name: str, value: object, batch: int, num_classes: int) -> tor
             f"got values in [{int(value.min())}, {int(value.max())}]"
         )
     return value.long()
+
+
+def check_int(name: str, value: object, low: int, high: Optional[int] = None) -> int:
+    """Check that ``value`` is an integer (not a bool) in ``[low, high]`` (``high=None``: no upper bound)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {_describe(value)}")
+    value = int(value)
+    if value < low or (high is not None and value > high):
+        interval = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be an int {interval}, got {value}")
+    return value
