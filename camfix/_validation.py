@@ -11,6 +11,7 @@ import math
 import numbers
 from typing import Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 
 Number = Union[int, float]
@@ -19,6 +20,8 @@ Number = Union[int, float]
 def _describe(value: object) -> str:
     if isinstance(value, torch.Tensor):
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    if isinstance(value, np.ndarray):
+        return f"a {value.dtype} numpy array of shape {value.shape}"
     return f"{type(value).__name__} {value!r}"
 
 
@@ -120,3 +123,46 @@ def check_int(name: str, value: object, low: int, high: Optional[int] = None) ->
         interval = f"[{low}, {high}]" if high is not None else f">= {low}"
         raise ValueError(f"{name} must be an int {interval}, got {value}")
     return value
+
+
+def check_array(
+    name: str,
+    value: object,
+    ndims: Union[int, Sequence[int]],
+    *,
+    shape_hint: str,
+    allow_empty: bool = False,
+) -> np.ndarray:
+    """Check that ``value`` is a numpy array with one of the ranks ``ndims``; return it.
+
+    The numpy counterpart of :func:`check_tensor` (combine with :func:`check_dtype` for a dtype).
+    """
+    ranks = (ndims,) if isinstance(ndims, int) else tuple(ndims)
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array of shape {shape_hint}, got {_describe(value)}")
+    if value.ndim not in ranks:
+        raise ValueError(
+            f"{name} must have shape {shape_hint} ({' or '.join(map(str, ranks))} dims), "
+            f"got {value.ndim} dims with shape {value.shape}"
+        )
+    if not allow_empty and value.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {value.shape}")
+    return value
+
+
+def check_dtype(
+    name: str, value: Union[torch.Tensor, np.ndarray], dtype: Union[torch.dtype, np.dtype, type]
+) -> None:
+    """Check the exact dtype of a tensor (``torch.uint8``) or numpy array (``np.uint8``)."""
+    expected = dtype if isinstance(value, torch.Tensor) else np.dtype(dtype)
+    if value.dtype != expected:
+        raise TypeError(f"{name} must have dtype {expected}, got {_describe(value)}")
+
+
+def check_in_range(name: str, value: torch.Tensor, low: float, high: float) -> None:
+    """Check that every entry of a (finite) tensor lies in ``[low, high]``, e.g. a probability map in [0, 1]."""
+    if value.numel() and (float(value.min()) < low or float(value.max()) > high):
+        raise ValueError(
+            f"{name} must have values in [{low:g}, {high:g}], "
+            f"got values in [{float(value.min()):g}, {float(value.max()):g}]"
+        )
