@@ -1,0 +1,37 @@
+"""camfix: class activation mapping, fixed.
+
+The three fixes of "Revisiting Class Activation Mapping for Learning from Imperfect Data" (Bae et al., LID 2020),
+each in one small module:
+
+- TAP, thresholded average pooling (:mod:`camfix.pooling`): ``model.avgpool = camfix.TAPool(0.05)``.
+- NWC, negative weight clamping (:mod:`camfix.maps`): ``camfix.cam(features, fc_weight, clamp_negative=True)``.
+- PaS, percentile thresholds (:mod:`camfix.thresholds`): ``camfix.percentile_box(maps, theta, pct)``.
+
+:func:`camfix.localize` ties them together for a trained model. The optional parts import on first use:
+:mod:`camfix.crf` (dense CRF, ``pip install "camfix[crf]"``) and :mod:`camfix.metrics`.
+"""
+
+from .localize import IMAGENET_MEAN, IMAGENET_STD, LocalizationResult, localize
+from .maps import cam, normalize_maps, resize_maps
+from .pooling import TAPool, tap
+from .thresholds import NO_BOX, mask_to_box, percentile, percentile_box, percentile_threshold, threshold_masks
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "LocalizationResult",
+    "NO_BOX",
+    "TAPool",
+    "cam",
+    "localize",
+    "mask_to_box",
+    "normalize_maps",
+    "percentile",
+    "percentile_box",
+    "percentile_threshold",
+    "resize_maps",
+    "tap",
+    "threshold_masks",
+]

@@ -1,0 +1,148 @@
+"""``localize``: the one call a WSOL code base makes to get maps, masks and boxes from a trained classifier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from ._validation import check_classes, check_finite, check_size, check_tensor
+from .adapters import Classifier, FeatureCapture, classifier_weight, resolve_feature_source
+from .maps import cam, normalize_maps, resize_maps
+from .thresholds import DEFAULT_PCT, DEFAULT_THETA_LOC, mask_to_box, percentile_threshold
+
+__all__ = ["LocalizationResult", "localize", "IMAGENET_MEAN", "IMAGENET_STD"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class LocalizationResult:
+    """What :func:`localize` returns; every tensor is on the device of the images.
+
+    Attributes:
+        maps: ``(N, H, W)`` float32 class activation maps at image size, min-max normalised to ``[0, 1]`` (after
+            the CRF when it was asked for).
+        masks: ``(N, H, W)`` bool, ``maps > thresholds``.
+        boxes: ``(N, 4)`` int64 ``(x0, y0, x1, y1)``, inclusive, of the largest connected region of each mask;
+            ``(-1, -1, -1, -1)`` where the mask is empty.
+        thresholds: ``(N,)`` float32, ``theta_loc * percentile_pct(map)``.
+        classes: ``(N,)`` int64, the class each map is of (the labels given, else the top-1 predictions).
+        logits: ``(N, K)`` the model's output, in its own dtype.
+    """
+
+    maps: Tensor
+    masks: Tensor
+    boxes: Tensor
+    thresholds: Tensor
+    classes: Tensor
+    logits: Tensor
+
+
+def localize(
+    model: nn.Module,
+    images: Tensor,
+    labels: Optional[Union[Tensor, Sequence[int]]] = None,
+    *,
+    feature_layer: Optional[nn.Module] = None,
+    classifier: Optional[Classifier] = None,
+    clamp_negative: bool = True,
+    theta_loc: float = DEFAULT_THETA_LOC,
+    pct: float = DEFAULT_PCT,
+    image_size: Optional[Tuple[int, int]] = None,
+    interpolation: str = "bicubic",
+    crf: bool = False,
+    crf_images: Optional[Tensor] = None,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    crf_options: Optional[Dict[str, Any]] = None,
+) -> LocalizationResult:
+    """Class activation maps, masks and boxes for a batch, from one forward pass without gradients.
+
+    The model runs once in eval mode under ``torch.no_grad()`` (its train/eval mode is restored afterwards); a
+    hook records the last feature map and is removed on exit, also when the forward pass raises. Then: the map of
+    one class per image (:func:`camfix.cam`, NWC by default), resized to the image size and min-max normalised,
+    optionally refined by a dense CRF, thresholded with PaS (``theta_loc * percentile_pct``), and boxed around
+    its largest connected region. The model may have been trained with GAP or TAP: the map is built from the
+    features before pooling either way.
+
+    The paper's full method is the default: ``clamp_negative=True, pct=98`` (add ``crf=True`` for its
+    post-processing and a TAP-trained model). The original CAM is ``clamp_negative=False, pct=100``.
+
+    Args:
+        model: the classifier. Found automatically for timm models (``global_pool`` + ``get_classifier()``)
+            and torchvision-style ResNets / VGG-GAP models (``avgpool`` + ``fc``).
+        images: ``(N, C, H, W)`` floating point, as the model expects them (normalised), ``N >= 1``.
+        labels: ``(N,)`` ground-truth classes (GT-known localization), or ``None`` for the top-1 predicted
+            class (top-1 localization).
+        feature_layer: the module whose output is the ``(N, C, h, w)`` feature map, for models not found
+            automatically (e.g. ``model.layer4``).
+        classifier: the classifier (``nn.Linear``, 1x1 ``nn.Conv2d``) or its ``(K, C)`` weight, when not found
+            automatically.
+        clamp_negative: NWC, build the map from positive classifier weights only.
+        theta_loc: localization threshold relative to the percentile, in ``[0, 1]``.
+        pct: percentile in ``[0, 100]`` (PaS); paper 98; 100 gives the max-based threshold of CAM.
+        image_size: ``(H, W)`` of the output maps; default the size of ``images``.
+        interpolation: ``"bicubic"`` (as the reference evaluator) or ``"bilinear"``.
+        crf: refine the normalised maps with a dense CRF (needs ``pip install "camfix[crf]"``).
+        crf_images: ``(N, 3, H, W)`` uint8 RGB images for the CRF; by default ``images`` are un-normalised
+            with ``mean`` and ``std``.
+        mean, std: the per-channel normalisation of ``images`` (ImageNet's by default), used only for the CRF.
+        crf_options: keyword arguments for :func:`camfix.crf.refine_saliency_batch` (iterations, kernel widths,
+            workers).
+
+    Returns:
+        A :class:`LocalizationResult`.
+    """
+    check_tensor("images", images, 4, shape_hint="(N, C, H, W)")
+    check_finite("images", images)
+    source, classifier = resolve_feature_source(model, feature_layer, classifier)
+    size = check_size("image_size", image_size) if image_size is not None else tuple(images.shape[-2:])
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FeatureCapture(source) as captured:
+            logits = model(images)
+    finally:
+        model.train(was_training)
+    features = captured.features
+
+    if labels is None:
+        if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != images.shape[0]:
+            raise ValueError(
+                "labels=None needs the model to return (N, K) logits to pick the top-1 class, got "
+                f"{tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__}; pass labels="
+            )
+        classes = logits.argmax(dim=1)
+    else:
+        num_classes = classifier_weight(classifier).shape[0]
+        classes = check_classes("labels", labels, images.shape[0], num_classes).to(images.device)
+
+    with torch.no_grad():
+        raw = cam(features, classifier_weight(classifier), clamp_negative=clamp_negative, classes=classes)
+        maps = normalize_maps(resize_maps(raw.float(), size, mode=interpolation))
+        if crf:
+            from .crf import refine_saliency_batch
+
+            rgb = crf_images if crf_images is not None else _to_uint8_rgb(images, mean, std)
+            maps = refine_saliency_batch(rgb, maps, **(crf_options or {}))
+        thresholds = percentile_threshold(maps, theta_loc, pct)
+        masks = maps > thresholds[:, None, None]
+        boxes = mask_to_box(masks)
+    return LocalizationResult(maps, masks, boxes, thresholds, classes, logits)
+
+
+def _to_uint8_rgb(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """Undo the per-channel normalisation of ``images`` ``(N, 3, H, W)``; uint8 RGB ``(N, 3, H, W)``."""
+    if images.shape[1] != 3 or len(mean) != 3 or len(std) != 3:
+        raise ValueError(
+            f"the CRF needs RGB images: images must have 3 channels and mean/std 3 values each, got "
+            f"{images.shape[1]} channels, {len(mean)} means, {len(std)} stds; or pass crf_images="
+        )
+    scale = torch.tensor(std, device=images.device, dtype=torch.float32)[:, None, None]
+    shift = torch.tensor(mean, device=images.device, dtype=torch.float32)[:, None, None]
+    return (images.float() * scale + shift).mul(255).round().clamp(0, 255).to(torch.uint8)

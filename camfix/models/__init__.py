@@ -1,0 +1,23 @@
+"""Classifiers with timm's ResNet structure, for CAM-based localization.
+
+``resnet50`` and ``seresnet50`` match timm's module paths and state_dict keys exactly, ``seresnet_small`` is a
+narrow variant for the CPU demo, and :func:`load_torchvision_resnet` fills a model's trunk from a torchvision
+ResNet checkpoint. None of this imports timm or torchvision.
+"""
+
+from camfix.models.layers import SEModule, SelectAdaptivePool2d, se_channels
+from camfix.models.resnet import Bottleneck, ResNet, resnet50, seresnet50, seresnet_small
+from camfix.models.torchvision_weights import LoadResult, load_torchvision_resnet
+
+__all__ = [
+    "Bottleneck",
+    "LoadResult",
+    "ResNet",
+    "SEModule",
+    "SelectAdaptivePool2d",
+    "load_torchvision_resnet",
+    "resnet50",
+    "se_channels",
+    "seresnet50",
+    "seresnet_small",
+]
