@@ -1,0 +1,389 @@
+"""Dense CRF refinement: pull a coarse, upsampled map onto the object's edges in the RGB image.
+
+A fully connected CRF (Kraehenbuehl & Koltun, NIPS 2011) over the pixels of one image, with the labels
+object/background (a saliency map, LID Track 3) or ``K`` classes (a segmentation, LID Track 1). Mean-field
+inference alternates, ``iterations`` times::
+
+    Q_i(l) = softmax_l( -U_i(l) + w_g * sum_j kg(i, j) Q_j(l) + w_b * sum_j kb(i, j) Q_j(l) )
+
+    U_i(l)   = -log(max(c * P_i(l) + (1 - c) / K, epsilon))         unary from the map's probabilities P
+    kg(i, j) = exp(-|p_i - p_j|^2 / (2 gaussian_sxy^2))                  smoothness (position only)
+    kb(i, j) = exp(-|p_i - p_j|^2 / (2 bilateral_sxy^2) - |I_i - I_j|^2 / (2 bilateral_srgb^2))   appearance
+
+starting from ``Q = softmax(-U)``; ``p`` is the pixel position, ``I`` its RGB colour, ``c`` the ``confidence``
+and ``w_g``, ``w_b`` the Potts weights ``gaussian_compat``, ``bilateral_compat``. Each kernel is normalised
+symmetrically, ``k(i, j) / sqrt(n_i n_j)`` with ``n_i = sum_j k(i, j)``, and the sums run over all pixels
+(``j = i`` included) through pydensecrf's permutohedral lattice, which approximates the Gaussian filtering.
+
+The LID 2020 paper runs such a CRF after CAM (Peak IoU 0.5254 -> 0.5461 from the CRF alone, its Table 1) but
+gives no parameters; the defaults here are the ones common in weakly supervised segmentation (see
+:class:`DenseCRFParams`).
+
+pydensecrf is an optional dependency (``pip install "camfix[crf]"``); it is imported only when a function here
+runs, through :func:`load_pydensecrf`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from itertools import repeat
+from types import ModuleType
+from typing import List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ._validation import (
+    check_array,
+    check_dtype,
+    check_finite,
+    check_in_range,
+    check_int,
+    check_number,
+    check_tensor,
+)
+
+__all__ = [
+    "DenseCRFParams",
+    "load_pydensecrf",
+    "dense_crf",
+    "refine_saliency",
+    "refine_labels",
+    "refine_saliency_batch",
+    "refine_labels_batch",
+]
+
+#: An RGB image: a uint8 numpy array ``(H, W, 3)`` or a uint8 tensor ``(3, H, W)``.
+Image = Union[np.ndarray, Tensor]
+
+#: How far the class probabilities of a pixel may sum from 1 (float rounding of a softmax).
+PROBABILITY_SUM_TOLERANCE = 1e-3
+
+INSTALL_HINT = (
+    'install it with  pip install "camfix[crf]"  (or  pip install pydensecrf2 ); it builds from source and needs a '
+    "C++ compiler. Never install both pydensecrf and pydensecrf2: both provide the module 'pydensecrf' and "
+    "overwrite each other's files."
+)
+
+
+def load_pydensecrf() -> ModuleType:
+    """Import and return ``pydensecrf.densecrf``, or raise an ``ImportError`` that says what to install.
+
+    Call it early (e.g. when a user asks for ``crf=True``) to fail before any expensive work.
+    """
+    try:
+        import pydensecrf.densecrf as densecrf
+    except ImportError as error:
+        raise ImportError(
+            f"camfix.crf needs the optional dependency pydensecrf2 (module 'pydensecrf'), which could not be "
+            f"imported ({error}); {INSTALL_HINT}"
+        ) from error
+    return densecrf
+
+
+@dataclass(frozen=True)
+class DenseCRFParams:
+    """Parameters of the dense CRF; the defaults are the usual ones in weakly supervised segmentation.
+
+    The pairwise defaults (Gaussian ``sxy=3, compat=3``; bilateral ``sxy=80, srgb=13, compat=10``) and the 10
+    mean-field iterations are those of AffinityNet/PSA's ``crf_inference`` (Ahn & Kwak, CVPR 2018,
+    jiwoon-ahn/psa ``tool/imutils.py``), reused by most WSSS code after it, and of pydensecrf's README example.
+    The unary ``epsilon`` is ``pydensecrf.utils.unary_from_softmax``'s ``clip``. The LID 2020 paper does not give
+    its own values. Lengths are in pixels of the image given to the CRF; PSA divides both ``sxy`` by the factor
+    by which an image was downscaled (DeepLab's VOC values, ``sxy=1, compat=3`` and ``sxy=67, srgb=3,
+    compat=4``, are the other common set).
+
+    Args:
+        iterations: mean-field iterations, an int ``>= 0``; 0 returns ``softmax(-U)``, i.e. the clamped input.
+        gaussian_sxy: spatial standard deviation of the smoothness kernel in pixels, ``> 0``.
+        gaussian_compat: Potts weight of the smoothness kernel, ``>= 0`` (0 switches it off).
+        bilateral_sxy: spatial standard deviation of the appearance kernel in pixels, ``> 0``.
+        bilateral_srgb: colour standard deviation of the appearance kernel in uint8 RGB units, ``> 0``.
+        bilateral_compat: Potts weight of the appearance kernel, ``>= 0`` (0 switches it off).
+        confidence: how much the unary trusts the map, in ``(0, 1]``: the probabilities are mixed with the
+            uniform distribution, ``c * P + (1 - c) / K``, before ``-log`` (pydensecrf's ``scale``). 1 (default,
+            the common practice) uses the map as it is; smaller values let the pairwise terms move more pixels,
+            e.g. for a min-max normalised CAM, whose 0 and 1 are not calibrated certainties.
+        epsilon: probabilities are clamped to ``>= epsilon`` before ``-log``, in ``(0, 1)``; the largest unary is
+            ``-log(epsilon)`` (11.5 for the default 1e-5).
+    """
+
+    iterations: int = 10
+    gaussian_sxy: float = 3.0
+    gaussian_compat: float = 3.0
+    bilateral_sxy: float = 80.0
+    bilateral_srgb: float = 13.0
+    bilateral_compat: float = 10.0
+    confidence: float = 1.0
+    epsilon: float = 1e-5
+
+    def __post_init__(self) -> None:
+        check_int("iterations", self.iterations, 0)
+        for name in ("gaussian_sxy", "bilateral_sxy", "bilateral_srgb"):
+            check_number(name, getattr(self, name), 0.0, float("inf"), low_inclusive=False, high_inclusive=False)
+        for name in ("gaussian_compat", "bilateral_compat"):
+            check_number(name, getattr(self, name), 0.0, float("inf"), high_inclusive=False)
+        check_number("confidence", self.confidence, 0.0, 1.0, low_inclusive=False)
+        check_number("epsilon", self.epsilon, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+
+
+def _unary_energy(probs: np.ndarray, params: DenseCRFParams) -> np.ndarray:
+    """``-log(max(c * P + (1 - c) / K, epsilon))`` of ``probs (K, H, W)`` as a C-contiguous float32 ``(K, H*W)``."""
+    num_classes = probs.shape[0]
+    mixed = params.confidence * probs.astype(np.float64) + (1.0 - params.confidence) / num_classes
+    energy = -np.log(np.maximum(mixed, params.epsilon))
+    return np.ascontiguousarray(energy.reshape(num_classes, -1), dtype=np.float32)
+
+
+def _dense_crf_numpy(image: np.ndarray, probs: np.ndarray, params: DenseCRFParams) -> np.ndarray:
+    """Mean-field inference on one validated image: uint8 ``(H, W, 3)`` C-contiguous, float ``(K, H, W)`` probs.
+
+    Returns the refined probabilities, float32 ``(K, H, W)``. Module level, so that worker processes can run it.
+    """
+    densecrf = load_pydensecrf()
+    num_classes, height, width = probs.shape
+    crf = densecrf.DenseCRF2D(width, height, num_classes)
+    crf.setUnaryEnergy(_unary_energy(probs, params))
+    # A zero weight would add a kernel that costs a filtering pass per iteration and contributes nothing.
+    if params.gaussian_compat > 0:
+        crf.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_compat)
+    if params.bilateral_compat > 0:
+        crf.addPairwiseBilateral(
+            sxy=params.bilateral_sxy, srgb=params.bilateral_srgb, rgbim=image, compat=params.bilateral_compat
+        )
+    refined = np.asarray(crf.inference(params.iterations), dtype=np.float32)
+    return refined.reshape(num_classes, height, width)
+
+
+def _images_to_numpy(name: str, images: Image, batched: bool) -> np.ndarray:
+    """Validate RGB image(s) and return them as a C-contiguous uint8 numpy array ``(N, H, W, 3)``."""
+    if isinstance(images, Tensor):
+        shape_hint = "(N, 3, H, W)" if batched else "(3, H, W)"
+        check_tensor(name, images, 4 if batched else 3, shape_hint=shape_hint, floating=False)
+        check_dtype(name, images, torch.uint8)
+        channels = images.shape[-3]
+        images = images.reshape(-1, *images.shape[-3:]).permute(0, 2, 3, 1).cpu().numpy()
+    elif isinstance(images, np.ndarray):
+        shape_hint = "(N, H, W, 3)" if batched else "(H, W, 3)"
+        check_array(name, images, 4 if batched else 3, shape_hint=shape_hint)
+        check_dtype(name, images, np.uint8)
+        channels = images.shape[-1]
+        images = images.reshape(-1, *images.shape[-3:])
+    else:
+        layouts = "(N, H, W, 3) / (N, 3, H, W)" if batched else "(H, W, 3) / (3, H, W)"
+        raise TypeError(
+            f"{name} must be a uint8 RGB numpy array or torch tensor of shape {layouts}, "
+            f"got {type(images).__name__}"
+        )
+    if channels != 3:
+        raise ValueError(f"{name} must have 3 colour channels (RGB), got {channels} channels")
+    return np.ascontiguousarray(images)
+
+
+def _check_probability_map(name: str, value: object, ndims: int, shape_hint: str) -> Tensor:
+    """A floating, finite tensor of rank ``ndims`` with values in ``[0, 1]``."""
+    probability = check_tensor(name, value, ndims, shape_hint=shape_hint)
+    check_finite(name, probability)
+    check_in_range(name, probability, 0.0, 1.0)
+    return probability
+
+
+def _check_class_probs(name: str, value: object, ndims: int, shape_hint: str) -> Tensor:
+    """A probability map with at least 2 classes on dim -3 that sum to 1 at every pixel."""
+    probs = _check_probability_map(name, value, ndims, shape_hint)
+    num_classes = probs.shape[-3]
+    if num_classes < 2:
+        raise ValueError(f"{name} must have at least 2 classes (K in {shape_hint}), got {num_classes}")
+    deviation = float((probs.double().sum(dim=-3) - 1.0).abs().max())
+    if deviation > PROBABILITY_SUM_TOLERANCE:
+        raise ValueError(
+            f"{name} must sum to 1 over the classes (K in {shape_hint}) at every pixel, within "
+            f"{PROBABILITY_SUM_TOLERANCE:g}; got a deviation of {deviation:.3g} (normalise the scores, e.g. with a "
+            f"softmax or by dividing by their sum over the classes)"
+        )
+    return probs
+
+
+def _check_sizes(image_name: str, images: np.ndarray, map_name: str, maps: Tensor, batched: bool) -> None:
+    """Check that image(s) and map(s) agree in batch size and ``(H, W)``; ``images`` is ``(N, H, W, 3)``."""
+    if batched and images.shape[0] != maps.shape[0]:
+        raise ValueError(
+            f"{image_name} and {map_name} must have the same batch size N, got {images.shape[0]} and {maps.shape[0]}"
+        )
+    if tuple(images.shape[1:3]) != tuple(maps.shape[-2:]):
+        raise ValueError(
+            f"{image_name} and {map_name} must have the same size (H, W), got {tuple(images.shape[1:3])} and "
+            f"{tuple(maps.shape[-2:])}; resize the map to the image first"
+        )
+
+
+def _available_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # The workers run numpy and pydensecrf only, never torch, so forking is safe, and it starts them in
+    # milliseconds; spawn and forkserver re-import camfix (hence torch, ~1.5 s) in every worker, which costs
+    # more than refining a typical batch.
+    if "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()
+
+
+def _refine_all(
+    images: np.ndarray, probs: np.ndarray, params: Optional[DenseCRFParams], workers: Optional[int]
+) -> np.ndarray:
+    """Refine ``probs (N, K, H, W)`` with ``images (N, H, W, 3)``, ``workers`` processes; results stay in order."""
+    load_pydensecrf()
+    if params is None:
+        params = DenseCRFParams()
+    elif not isinstance(params, DenseCRFParams):
+        raise TypeError(f"params must be a DenseCRFParams or None, got {type(params).__name__}")
+    count = images.shape[0]
+    if workers is None:
+        workers = min(count, _available_cpus())
+    workers = min(check_int("workers", workers, 1), count)
+    # pydensecrf's inference holds the GIL (it has no nogil sections), so threads would run one at a time.
+    if workers == 1:
+        refined: List[np.ndarray] = [_dense_crf_numpy(image, prob, params) for image, prob in zip(images, probs)]
+    else:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+            refined = list(pool.map(_dense_crf_numpy, images, probs, repeat(params)))
+    return np.stack(refined)
+
+
+def _saliency_inputs(images: object, saliency: object, batched: bool) -> Tuple[np.ndarray, np.ndarray, Tensor]:
+    """Validate; return images ``(N, H, W, 3)`` uint8, two-class probs ``(N, 2, H, W)`` float64 and the map."""
+    image_name, map_name = ("images", "saliency") if batched else ("image", "saliency")
+    images_np = _images_to_numpy(image_name, images, batched)
+    saliency = _check_probability_map(map_name, saliency, 3 if batched else 2, "(N, H, W)" if batched else "(H, W)")
+    _check_sizes(image_name, images_np, map_name, saliency, batched)
+    foreground = saliency.detach().to(torch.float64).cpu().numpy().reshape(-1, *saliency.shape[-2:])
+    return images_np, np.stack([1.0 - foreground, foreground], axis=1), saliency
+
+
+def _class_inputs(images: object, probs: object, batched: bool) -> Tuple[np.ndarray, np.ndarray, Tensor]:
+    """Validate; return images ``(N, H, W, 3)`` uint8, probs ``(N, K, H, W)`` float64 and the probs tensor."""
+    image_name = "images" if batched else "image"
+    images_np = _images_to_numpy(image_name, images, batched)
+    probs = _check_class_probs("probs", probs, 4 if batched else 3, "(N, K, H, W)" if batched else "(K, H, W)")
+    _check_sizes(image_name, images_np, "probs", probs, batched)
+    return images_np, probs.detach().to(torch.float64).cpu().numpy().reshape(-1, *probs.shape[-3:]), probs
+
+
+def dense_crf(image: Image, probs: Tensor, params: Optional[DenseCRFParams] = None) -> Tensor:
+    """Refine the class probabilities of one image with a dense CRF (the functional form).
+
+    Args:
+        image: the RGB image the map belongs to, uint8 in ``[0, 255]``: a numpy array ``(H, W, 3)`` or a tensor
+            ``(3, H, W)`` (any device). Not mean/std normalised: the bilateral kernel compares raw colours.
+        probs: class probabilities of shape ``(K, H, W)``, ``K >= 2``, floating, in ``[0, 1]``, summing to 1
+            over ``K`` at every pixel (within 1e-3), e.g. a softmax. Same ``(H, W)`` as ``image``.
+        params: CRF parameters; ``None`` uses :class:`DenseCRFParams`'s defaults.
+
+    Returns:
+        Refined probabilities, float32 ``(K, H, W)`` on ``probs``' device, summing to 1 over ``K``. The result is
+        deterministic: the same input gives the same output.
+
+    Raises:
+        ImportError: pydensecrf is not installed (the message says what to install).
+        TypeError, ValueError: an argument has the wrong type, dtype, shape or values.
+    """
+    images_np, probs_np, probs = _class_inputs(image, probs, batched=False)
+    refined = _refine_all(images_np, probs_np, params, workers=1)
+    return torch.from_numpy(refined[0]).to(probs.device)
+
+
+def refine_labels(
+    image: Image, probs: Tensor, params: Optional[DenseCRFParams] = None
+) -> Tuple[Tensor, Tensor]:
+    """Refine a ``K``-class segmentation of one image (LID Track 1): refined probabilities and their labels.
+
+    Args and Raises as in :func:`dense_crf`: ``image`` uint8 ``(H, W, 3)`` numpy or ``(3, H, W)`` tensor,
+    ``probs`` ``(K, H, W)`` in ``[0, 1]`` summing to 1 over ``K`` (class 0 is usually background).
+
+    Returns:
+        ``(refined, labels)``: refined probabilities, float32 ``(K, H, W)``, and ``labels = refined.argmax(0)``,
+        int64 ``(H, W)`` in ``[0, K - 1]``, both on ``probs``' device.
+    """
+    refined = dense_crf(image, probs, params)
+    return refined, refined.argmax(dim=0)
+
+
+def refine_saliency(image: Image, saliency: Tensor, params: Optional[DenseCRFParams] = None) -> Tensor:
+    """Refine one foreground (saliency) map with a two-class, object/background dense CRF (LID Track 3).
+
+    The map gives the object probability ``s`` of each pixel and ``1 - s`` that of background.
+
+    Args:
+        image: the RGB image, uint8 numpy ``(H, W, 3)`` or uint8 tensor ``(3, H, W)``, as in :func:`dense_crf`.
+        saliency: foreground probability ``(H, W)``, floating, in ``[0, 1]`` (e.g. a min-max normalised CAM
+            upsampled to the image size); same ``(H, W)`` as ``image``.
+        params: CRF parameters; ``None`` uses :class:`DenseCRFParams`'s defaults.
+
+    Returns:
+        The refined foreground probability, float32 ``(H, W)`` in ``[0, 1]`` on ``saliency``'s device.
+        Threshold it (e.g. at 0.5) for a mask.
+
+    Raises:
+        ImportError: pydensecrf is not installed. TypeError, ValueError: bad arguments.
+    """
+    images_np, probs_np, saliency = _saliency_inputs(image, saliency, batched=False)
+    refined = _refine_all(images_np, probs_np, params, workers=1)
+    return torch.from_numpy(refined[0, 1]).to(saliency.device)
+
+
+def refine_saliency_batch(
+    images: Image,
+    saliency: Tensor,
+    params: Optional[DenseCRFParams] = None,
+    *,
+    workers: Optional[int] = None,
+) -> Tensor:
+    """Refine a batch of saliency maps, one image per worker process; see :func:`refine_saliency`.
+
+    Args:
+        images: RGB images, uint8: a numpy array ``(N, H, W, 3)`` or a tensor ``(N, 3, H, W)`` (any device).
+        saliency: foreground probabilities ``(N, H, W)``, floating, in ``[0, 1]``; same ``N, H, W`` as ``images``.
+        params: CRF parameters; ``None`` uses :class:`DenseCRFParams`'s defaults.
+        workers: processes refining images in parallel, an int ``>= 1``; ``None`` uses
+            ``min(N, number of usable CPUs)``. Never more than ``N`` are started; 1 runs in this process. The
+            result does not depend on it.
+
+    Returns:
+        Refined foreground probabilities, float32 ``(N, H, W)`` on ``saliency``'s device, in input order.
+    """
+    images_np, probs_np, saliency = _saliency_inputs(images, saliency, batched=True)
+    refined = _refine_all(images_np, probs_np, params, workers)
+    return torch.from_numpy(refined[:, 1]).to(saliency.device)
+
+
+def refine_labels_batch(
+    images: Image,
+    probs: Tensor,
+    params: Optional[DenseCRFParams] = None,
+    *,
+    workers: Optional[int] = None,
+) -> Tuple[Tensor, Tensor]:
+    """Refine a batch of ``K``-class segmentations, one image per worker process; see :func:`refine_labels`.
+
+    Args:
+        images: RGB images, uint8: a numpy array ``(N, H, W, 3)`` or a tensor ``(N, 3, H, W)`` (any device).
+        probs: class probabilities ``(N, K, H, W)``, ``K >= 2``, floating, in ``[0, 1]``, summing to 1 over
+            ``K`` (within 1e-3); same ``N, H, W`` as ``images``.
+        params: CRF parameters; ``None`` uses :class:`DenseCRFParams`'s defaults.
+        workers: processes refining images in parallel, as in :func:`refine_saliency_batch`.
+
+    Returns:
+        ``(refined, labels)``: float32 ``(N, K, H, W)`` and int64 ``(N, H, W)``, on ``probs``' device, in input
+        order.
+    """
+    images_np, probs_np, probs = _class_inputs(images, probs, batched=True)
+    refined = torch.from_numpy(_refine_all(images_np, probs_np, params, workers)).to(probs.device)
+    return refined, refined.argmax(dim=1)
