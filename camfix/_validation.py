@@ -56,7 +56,12 @@ def check_tensor(
 
 def check_finite(name: str, value: torch.Tensor) -> None:
     """Reject NaN and infinite entries: they have no meaningful place in a map, a threshold or a box."""
-    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+    if not value.is_floating_point() or value.numel() == 0:
+        return
+    # One min/max reduction detects any NaN or inf (they make the min or the max non-finite) without the
+    # full-size boolean temporary of isfinite(); the exact counts are computed only for the error message.
+    low, high = torch.aminmax(value)
+    if not bool(torch.isfinite(low) & torch.isfinite(high)):
         n_nan = int(torch.isnan(value).sum())
         n_inf = int(torch.isinf(value).sum())
         raise ValueError(f"{name} must be finite, got {n_nan} NaN and {n_inf} infinite values")

@@ -32,10 +32,11 @@ DEFAULT_THETA_LOC = 0.35
 def _check_maps(name: str, maps: Tensor) -> Tensor:
     check_tensor(name, maps, 3, shape_hint="(N, H, W)")
     check_finite(name, maps)
-    if bool((maps < 0).any()):
+    low = float(maps.detach().amin())
+    if low < 0:
         raise ValueError(
             f"{name} must be non-negative (a threshold relative to a percentile is meaningless for signed "
-            f"maps); normalise with camfix.normalize_maps first, got minimum {float(maps.min()):g}"
+            f"maps); normalise with camfix.normalize_maps first, got minimum {low:g}"
         )
     return maps
 
@@ -113,7 +114,8 @@ def mask_to_box(masks: Tensor) -> Tensor:
     if masks.dtype != torch.bool:
         raise TypeError(f"masks must be a bool tensor, got dtype {masks.dtype}")
     boxes = np.full((masks.shape[0], 4), -1, dtype=np.int64)
-    for index, mask in enumerate(masks.to("cpu", torch.uint8).numpy()):
+    # A bool tensor reinterpreted as uint8 is free; .to(torch.uint8) would copy it.
+    for index, mask in enumerate(masks.cpu().contiguous().view(torch.uint8).numpy()):
         count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
         if count < 2:  # label 0 is the background
             continue

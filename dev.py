@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Set up a local virtual environment and run camfix's demo or its tests.
+
+    python3 dev.py demo [camfix demo options]     # e.g. --quick, --out DIR, --seed N
+    python3 dev.py test [pytest options]          # e.g. -k pooling, -x
+    python3 dev.py bench [benchmark script]       # e.g. benchmarks/bench_pooling.py
+
+The first run creates ``.venv`` next to this file and installs camfix with its extras into it; later runs
+reinstall only when ``setup.cfg`` or ``pyproject.toml`` changed. Only the standard library is used here, so it
+works on a machine with nothing but Python 3.9+.
+
+PyTorch is installed as ``torch==2.13.0`` unless the environment variable ``CAMFIX_TORCH`` names another
+requirement (``CAMFIX_TORCH="torch==2.5.1"``), or ``CAMFIX_TORCH=skip`` leaves whatever torch is present.
+camfix itself only asks for ``torch>=2.1``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+from typing import List
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".camfix-installed"
+DEFAULT_TORCH = "torch==2.13.0"
+
+
+def _log(message: str) -> None:
+    print(f"[dev.py] {message}", flush=True)
+
+
+def _run(command: List[str]) -> None:
+    _log(" ".join(command))
+    subprocess.run(command, check=True, cwd=ROOT)
+
+
+def _install_fingerprint(torch_requirement: str) -> str:
+    digest = hashlib.sha256(torch_requirement.encode())
+    for name in ("setup.cfg", "pyproject.toml"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_environment() -> None:
+    """Create ``.venv`` and install camfix[dev] into it, unless it is already up to date."""
+    torch_requirement = os.environ.get("CAMFIX_TORCH", DEFAULT_TORCH)
+    fingerprint = _install_fingerprint(torch_requirement)
+    if STAMP.exists() and STAMP.read_text() == fingerprint:
+        return
+    if not PYTHON.exists():
+        _log(f"creating virtual environment in {VENV}")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check"]
+    # torch first and pinned: a later dependency resolution then finds it satisfied instead of fetching the
+    # newest build (with gigabytes of CUDA libraries) on its own.
+    if torch_requirement != "skip":
+        _run(pip + [torch_requirement])
+    _run(pip + ["-e", ".[dev]"])
+    STAMP.write_text(fingerprint)
+
+
+def main(argv: List[str]) -> int:
+    if not argv or argv[0] not in ("demo", "test", "bench"):
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    ensure_environment()
+    if command == "demo":
+        return subprocess.call([str(BIN / "camfix"), "demo", *rest], cwd=ROOT)
+    if command == "bench":
+        return subprocess.call([str(PYTHON), *rest], cwd=ROOT)
+    return subprocess.call([str(PYTHON), "-m", "pytest", *rest], cwd=ROOT)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
