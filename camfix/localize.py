@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -12,6 +12,9 @@ from ._validation import check_classes, check_finite, check_size, check_tensor
 from .adapters import Classifier, FeatureCapture, classifier_weight, resolve_feature_source
 from .maps import cam, normalize_maps, resize_maps
 from .thresholds import DEFAULT_PCT, DEFAULT_THETA_LOC, mask_to_box, percentile_threshold
+
+if TYPE_CHECKING:
+    from .crf import DenseCRFParams
 
 __all__ = ["LocalizationResult", "localize", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -58,7 +61,8 @@ def localize(
     crf_images: Optional[Tensor] = None,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
-    crf_options: Optional[Dict[str, Any]] = None,
+    crf_params: Optional["DenseCRFParams"] = None,
+    crf_workers: Optional[int] = None,
 ) -> LocalizationResult:
     """Class activation maps, masks and boxes for a batch, from one forward pass without gradients.
 
@@ -91,8 +95,9 @@ def localize(
         crf_images: ``(N, 3, H, W)`` uint8 RGB images for the CRF; by default ``images`` are un-normalised
             with ``mean`` and ``std``.
         mean, std: the per-channel normalisation of ``images`` (ImageNet's by default), used only for the CRF.
-        crf_options: keyword arguments for :func:`camfix.crf.refine_saliency_batch` (iterations, kernel widths,
-            workers).
+        crf_params: :class:`camfix.crf.DenseCRFParams` (iterations, kernel widths, weights); ``None`` for its
+            defaults.
+        crf_workers: processes refining the batch in parallel; ``None`` for one per usable CPU (at most ``N``).
 
     Returns:
         A :class:`LocalizationResult`.
@@ -129,7 +134,7 @@ def localize(
             from .crf import refine_saliency_batch
 
             rgb = crf_images if crf_images is not None else _to_uint8_rgb(images, mean, std)
-            maps = refine_saliency_batch(rgb, maps, **(crf_options or {}))
+            maps = refine_saliency_batch(rgb, maps, crf_params, workers=crf_workers)
         thresholds = percentile_threshold(maps, theta_loc, pct)
         masks = maps > thresholds[:, None, None]
         boxes = mask_to_box(masks)
