@@ -11,12 +11,25 @@ each in one small module:
 :mod:`camfix.crf` (dense CRF, ``pip install "camfix[crf]"``) and :mod:`camfix.metrics`.
 """
 
+import importlib
+
 from .localize import IMAGENET_MEAN, IMAGENET_STD, LocalizationResult, localize
 from .maps import cam, normalize_maps, resize_maps
 from .pooling import TAPool, tap
 from .thresholds import NO_BOX, mask_to_box, percentile, percentile_box, percentile_threshold, threshold_masks
 
 __version__ = "0.1.0"
+
+# Submodules with optional or heavier dependencies load on first attribute access (camfix.crf, ...), so that
+# `import camfix` stays light.
+_LAZY_SUBMODULES = ("crf", "demo", "metrics", "models", "viz")
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "IMAGENET_MEAN",
