@@ -159,20 +159,18 @@ def _dense_crf_numpy(image: np.ndarray, probs: np.ndarray, params: DenseCRFParam
     return refined.reshape(num_classes, height, width)
 
 
-def _images_to_numpy(name: str, images: Image, batched: bool) -> np.ndarray:
+def _images_to_numpy(name: str, images: object, batched: bool) -> np.ndarray:
     """Validate RGB image(s) and return them as a C-contiguous uint8 numpy array ``(N, H, W, 3)``."""
     if isinstance(images, Tensor):
         shape_hint = "(N, 3, H, W)" if batched else "(3, H, W)"
         check_tensor(name, images, 4 if batched else 3, shape_hint=shape_hint, floating=False)
         check_dtype(name, images, torch.uint8)
         channels = images.shape[-3]
-        images = images.reshape(-1, *images.shape[-3:]).permute(0, 2, 3, 1).cpu().numpy()
     elif isinstance(images, np.ndarray):
         shape_hint = "(N, H, W, 3)" if batched else "(H, W, 3)"
         check_array(name, images, 4 if batched else 3, shape_hint=shape_hint)
         check_dtype(name, images, np.uint8)
         channels = images.shape[-1]
-        images = images.reshape(-1, *images.shape[-3:])
     else:
         layouts = "(N, H, W, 3) / (N, 3, H, W)" if batched else "(H, W, 3) / (3, H, W)"
         raise TypeError(
@@ -180,8 +178,13 @@ def _images_to_numpy(name: str, images: Image, batched: bool) -> np.ndarray:
             f"got {type(images).__name__}"
         )
     if channels != 3:
-        raise ValueError(f"{name} must have 3 colour channels (RGB), got {channels} channels")
-    return np.ascontiguousarray(images)
+        raise ValueError(
+            f"{name} must have 3 colour channels (RGB) in the layout {shape_hint}, got {channels} channels "
+            f"(shape {tuple(images.shape)})"
+        )
+    if isinstance(images, Tensor):
+        images = images.reshape(-1, *images.shape[-3:]).permute(0, 2, 3, 1).cpu().numpy()
+    return np.ascontiguousarray(images.reshape(-1, *images.shape[-3:]))
 
 
 def _check_probability_map(name: str, value: object, ndims: int, shape_hint: str) -> Tensor:
@@ -259,22 +262,25 @@ def _refine_all(
 
 
 def _saliency_inputs(images: object, saliency: object, batched: bool) -> Tuple[np.ndarray, np.ndarray, Tensor]:
-    """Validate; return images ``(N, H, W, 3)`` uint8, two-class probs ``(N, 2, H, W)`` float64 and the map."""
-    image_name, map_name = ("images", "saliency") if batched else ("image", "saliency")
+    """Validate; return images ``(N, H, W, 3)`` uint8, two-class probs ``(N, 2, H, W)`` float32 and the map.
+
+    float32 halves what is sent to the worker processes and is what pydensecrf computes in anyway.
+    """
+    image_name = "images" if batched else "image"
     images_np = _images_to_numpy(image_name, images, batched)
-    saliency = _check_probability_map(map_name, saliency, 3 if batched else 2, "(N, H, W)" if batched else "(H, W)")
-    _check_sizes(image_name, images_np, map_name, saliency, batched)
+    saliency = _check_probability_map("saliency", saliency, 3 if batched else 2, "(N, H, W)" if batched else "(H, W)")
+    _check_sizes(image_name, images_np, "saliency", saliency, batched)
     foreground = saliency.detach().to(torch.float64).cpu().numpy().reshape(-1, *saliency.shape[-2:])
-    return images_np, np.stack([1.0 - foreground, foreground], axis=1), saliency
+    return images_np, np.stack([1.0 - foreground, foreground], axis=1).astype(np.float32), saliency
 
 
 def _class_inputs(images: object, probs: object, batched: bool) -> Tuple[np.ndarray, np.ndarray, Tensor]:
-    """Validate; return images ``(N, H, W, 3)`` uint8, probs ``(N, K, H, W)`` float64 and the probs tensor."""
+    """Validate; return images ``(N, H, W, 3)`` uint8, probs ``(N, K, H, W)`` float32 and the probs tensor."""
     image_name = "images" if batched else "image"
     images_np = _images_to_numpy(image_name, images, batched)
     probs = _check_class_probs("probs", probs, 4 if batched else 3, "(N, K, H, W)" if batched else "(K, H, W)")
     _check_sizes(image_name, images_np, "probs", probs, batched)
-    return images_np, probs.detach().to(torch.float64).cpu().numpy().reshape(-1, *probs.shape[-3:]), probs
+    return images_np, probs.detach().to(torch.float32).cpu().numpy().reshape(-1, *probs.shape[-3:]), probs
 
 
 def dense_crf(image: Image, probs: Tensor, params: Optional[DenseCRFParams] = None) -> Tensor:
