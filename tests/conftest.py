@@ -1,0 +1,45 @@
+"""Test configuration: hypothesis profiles, the ``cuda`` marker and a fixed seed for every test.
+
+Hypothesis profiles (select with ``HYPOTHESIS_PROFILE=<name>``):
+
+- ``default``: 25 examples per property, no deadline (the 2-core CI machine is shared; timing is not tested).
+- ``thorough``: 500 examples, for a local run before a release.
+
+Tests marked ``@pytest.mark.cuda`` are skipped when no CUDA device is present.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List
+
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "thorough", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cuda: needs a CUDA device (skipped without one)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip_cuda = pytest.mark.skip(reason="needs a CUDA device (torch.cuda.is_available() is False)")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip_cuda)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    """Every test starts from the same global RNG state, so failures reproduce and model weights are stable."""
+    torch.manual_seed(0)
