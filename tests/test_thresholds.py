@@ -1,0 +1,355 @@
+"""PaS: camfix.percentile against numpy and a sort-based reference, thresholds and masks (strict '>', ties),
+and mask_to_box / percentile_box against a pure-python 8-connected flood fill."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import List, Sequence, Tuple
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from camfix import NO_BOX, mask_to_box, normalize_maps, percentile, percentile_box, percentile_threshold, threshold_masks
+
+Box = Tuple[int, int, int, int]
+
+
+def reference_percentile(values: Sequence[float], pct: float) -> float:
+    """The pct-th percentile by its definition: linear interpolation between the order statistics around
+    position pct / 100 * (n - 1) of the sorted values (numpy's default ``method="linear"``)."""
+    ordered = sorted(float(v) for v in values)
+    position = pct / 100.0 * (len(ordered) - 1)
+    lower = math.floor(position)
+    upper = min(lower + 1, len(ordered) - 1)
+    return ordered[lower] + (position - lower) * (ordered[upper] - ordered[lower])
+
+
+def reference_components(mask: np.ndarray) -> List[List[Tuple[int, int]]]:
+    """8-connected components of a 2-D bool mask by breadth-first flood fill, as lists of (y, x) pixels.
+
+    Components are listed in raster order of their first pixel (the scan starts a fill at every unvisited
+    foreground pixel, row by row).
+    """
+    height, width = mask.shape
+    seen = [[False] * width for _ in range(height)]
+    components = []
+    for y0 in range(height):
+        for x0 in range(width):
+            if not mask[y0, x0] or seen[y0][x0]:
+                continue
+            seen[y0][x0] = True
+            queue = deque([(y0, x0)])
+            pixels = []
+            while queue:
+                y, x = queue.popleft()
+                pixels.append((y, x))
+                for dy in (-1, 0, 1):
+                    for dx in (-1, 0, 1):
+                        ny, nx = y + dy, x + dx
+                        if 0 <= ny < height and 0 <= nx < width and mask[ny, nx] and not seen[ny][nx]:
+                            seen[ny][nx] = True
+                            queue.append((ny, nx))
+            components.append(pixels)
+    return components
+
+
+def component_box(pixels: List[Tuple[int, int]]) -> Box:
+    ys = [y for y, _ in pixels]
+    xs = [x for _, x in pixels]
+    return (min(xs), min(ys), max(xs), max(ys))  # inclusive x1, y1
+
+
+def reference_box(mask: np.ndarray) -> Box:
+    """Box of the component with the most pixels; on a tie, the first in raster order of its first pixel."""
+    components = reference_components(mask)
+    if not components:
+        return NO_BOX
+    return component_box(max(components, key=len))  # max() keeps the first of equal keys
+
+
+def largest_component_boxes(mask: np.ndarray) -> List[Box]:
+    """Boxes of every component tied for the most pixels."""
+    components = reference_components(mask)
+    most = max((len(c) for c in components), default=0)
+    return [component_box(c) for c in components if len(c) == most]
+
+
+maps_any_sign = st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(1, 6)).flatmap(
+    lambda shape: arrays(np.float64, shape, elements=st.floats(-100, 100, allow_subnormal=False))
+)
+pcts = st.one_of(st.sampled_from([0.0, 50.0, 90.0, 98.0, 100.0]), st.floats(0, 100))
+masks = st.tuples(st.integers(1, 3), st.integers(1, 12), st.integers(1, 12)).flatmap(
+    lambda shape: arrays(np.bool_, shape)
+)
+
+
+# ------------------------------------------------------------------------------------------------------ percentile
+
+
+@given(maps=maps_any_sign, pct=pcts)
+def test_percentile_matches_numpy_and_reference(maps: np.ndarray, pct: float) -> None:
+    result = percentile(torch.from_numpy(maps), pct)
+    assert result.shape == (maps.shape[0],) and result.dtype == torch.float64
+    expected = [reference_percentile(m.ravel(), pct) for m in maps]
+    np.testing.assert_allclose(result.numpy(), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(result.numpy(), np.percentile(maps.reshape(len(maps), -1), pct, axis=1),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_percentile_extremes_and_1x1() -> None:
+    maps = torch.rand(3, 5, 7)
+    assert torch.equal(percentile(maps, 100), maps.amax(dim=(1, 2)))
+    assert torch.equal(percentile(maps, 0), maps.amin(dim=(1, 2)))
+    single = torch.tensor([[[0.3]], [[0.0]]])
+    for pct in (0, 37.5, 98, 100):
+        assert torch.equal(percentile(single, pct), torch.tensor([0.3, 0.0]))
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-6), (torch.float16, 1e-3), (torch.bfloat16, 8e-3)])
+def test_percentile_dtypes(dtype: torch.dtype, tol: float) -> None:
+    maps = torch.rand(2, 9, 11).to(dtype)
+    result = percentile(maps, 97.3)
+    assert result.dtype == dtype
+    expected = np.percentile(maps.double().numpy().reshape(2, -1), 97.3, axis=1)
+    np.testing.assert_allclose(result.double().numpy(), expected, rtol=tol, atol=tol)
+
+
+def test_percentile_non_contiguous() -> None:
+    maps = torch.rand(2, 8, 6).transpose(1, 2)
+    assert not maps.is_contiguous()
+    assert torch.equal(percentile(maps, 90), percentile(maps.contiguous(), 90))
+
+
+def test_percentile_beyond_torch_quantile_size_limit() -> None:
+    # torch.quantile refuses inputs of more than 2**24 elements; a 4100 x 4100 map has 16.8M.
+    maps = torch.rand(1, 4100, 4100)
+    expected = np.percentile(maps.numpy().ravel(), 98.5)
+    np.testing.assert_allclose(percentile(maps, 98.5).item(), expected, rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ thresholds and masks
+
+# Values on a coarse dyadic grid make ties between a pixel and the threshold frequent, and exact.
+tie_prone_maps = st.tuples(st.integers(1, 2), st.integers(1, 5), st.integers(1, 5)).flatmap(
+    lambda shape: arrays(np.float64, shape, elements=st.sampled_from([0.0, 0.125, 0.25, 0.5, 0.75, 1.0]))
+)
+theta_locs = st.one_of(st.sampled_from([0.0, 0.25, 0.35, 0.5, 1.0]), st.floats(0, 1))
+
+
+@given(maps=tie_prone_maps, theta=theta_locs, pct=pcts)
+def test_threshold_masks_strict_greater_than(maps: np.ndarray, theta: float, pct: float) -> None:
+    tensor = torch.from_numpy(maps)
+    thresholds = percentile_threshold(tensor, theta, pct)
+    masks = threshold_masks(tensor, theta, pct)
+    assert masks.dtype == torch.bool and masks.shape == maps.shape
+    for index, single in enumerate(maps):
+        tau = theta * reference_percentile(single.ravel(), pct)
+        assert thresholds[index].item() == tau
+        assert masks[index].tolist() == [[bool(v > tau) for v in row] for row in single]
+
+
+def test_ties_at_the_threshold_are_background() -> None:
+    # pct 100 and theta 0.5: tau = 0.5 exactly; the pixels equal to 0.5 are not foreground.
+    maps = torch.tensor([[[1.0, 0.5, 0.5], [0.25, 0.5, 0.75]]])
+    assert threshold_masks(maps, theta=0.5, pct=100).tolist() == [[[True, False, False], [False, False, True]]]
+
+
+def test_threshold_defaults_are_the_papers() -> None:
+    maps = torch.rand(2, 10, 10)
+    # theta_loc 0.35 (ECCV code), percentile 98 (LID paper)
+    assert torch.equal(percentile_threshold(maps), 0.35 * percentile(maps, 98))
+    assert torch.equal(threshold_masks(maps), maps > (0.35 * percentile(maps, 98))[:, None, None])
+
+
+def test_all_zero_and_normalised_constant_maps_give_empty_masks() -> None:
+    zeros = torch.zeros(2, 4, 5)
+    constant = normalize_maps(torch.full((1, 4, 5), 3.0))
+    for maps in (zeros, constant):
+        assert not threshold_masks(maps).any()
+        assert percentile_box(maps).tolist() == [list(NO_BOX)] * len(maps)
+
+
+def test_1x1_maps() -> None:
+    maps = torch.tensor([[[0.7]], [[0.0]]])
+    assert threshold_masks(maps, 0.35, 98).tolist() == [[[True]], [[False]]]
+    assert threshold_masks(maps, 1.0, 98).tolist() == [[[False]], [[False]]]  # 0.7 > 0.7 is false
+    assert percentile_box(maps).tolist() == [[0, 0, 0, 0], list(NO_BOX)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_threshold_dtypes(dtype: torch.dtype) -> None:
+    maps = torch.rand(2, 6, 7).to(dtype)
+    assert percentile_threshold(maps).dtype == dtype
+    assert torch.equal(threshold_masks(maps), maps > percentile_threshold(maps)[:, None, None])
+
+
+# ----------------------------------------------------------------------------------------------------------- boxes
+
+
+@given(masks=masks)
+def test_mask_to_box_matches_flood_fill(masks: np.ndarray) -> None:
+    boxes = mask_to_box(torch.from_numpy(masks))
+    assert boxes.dtype == torch.int64 and boxes.shape == (len(masks), 4)
+    for box, mask in zip(boxes.tolist(), masks):
+        # The tie-break between equally large regions has its own test below.
+        assert tuple(box) in largest_component_boxes(mask) or (not mask.any() and tuple(box) == NO_BOX)
+
+
+def test_mask_to_box_matches_flood_fill_on_larger_random_masks() -> None:
+    generator = torch.Generator().manual_seed(3)
+    for density in (0.2, 0.45, 0.6):
+        masks = torch.rand(4, 30, 41, generator=generator) < density
+        for box, mask in zip(mask_to_box(masks).tolist(), masks.numpy()):
+            assert tuple(box) in largest_component_boxes(mask)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: ties between equally large regions are broken by OpenCV's label order (its block-based scan), "
+    "not by raster order of the region's first pixel as mask_to_box documents",
+)
+def test_mask_to_box_tie_goes_to_the_first_region_in_raster_order() -> None:
+    mask = torch.zeros(4, 16, dtype=torch.bool)
+    mask[0, 10] = True  # first in raster order
+    mask[1, 2] = True  # same size, later in raster order, but in an earlier 2x2 block column
+    assert reference_box(mask.numpy()) == (10, 0, 10, 0)
+    assert mask_to_box(mask[None]).tolist() == [[10, 0, 10, 0]]
+
+
+def test_mask_to_box_tie_in_the_same_row() -> None:
+    mask = torch.zeros(1, 3, 9, dtype=torch.bool)
+    mask[0, 1, 1:3] = True
+    mask[0, 1, 5:7] = True
+    assert mask_to_box(mask).tolist() == [[1, 1, 2, 1]] == [list(reference_box(mask[0].numpy()))]
+
+
+def test_mask_to_box_edge_cases() -> None:
+    empty = torch.zeros(1, 5, 6, dtype=torch.bool)
+    assert mask_to_box(empty).tolist() == [list(NO_BOX)]
+    assert NO_BOX == (-1, -1, -1, -1)
+    full = torch.ones(1, 5, 6, dtype=torch.bool)
+    assert mask_to_box(full).tolist() == [[0, 0, 5, 4]]  # inclusive: last column 5, last row 4
+    for y, x in [(0, 0), (4, 5), (2, 3), (0, 5), (4, 0)]:
+        single = torch.zeros(1, 5, 6, dtype=torch.bool)
+        single[0, y, x] = True
+        assert mask_to_box(single).tolist() == [[x, y, x, y]]  # area (x1 - x0 + 1) * (y1 - y0 + 1) = 1
+    assert mask_to_box(torch.ones(1, 1, 1, dtype=torch.bool)).tolist() == [[0, 0, 0, 0]]
+    assert mask_to_box(torch.zeros(1, 1, 1, dtype=torch.bool)).tolist() == [list(NO_BOX)]
+    assert mask_to_box(torch.zeros(0, 3, 3, dtype=torch.bool)).shape == (0, 4)
+
+
+def test_mask_to_box_uses_8_connectivity_and_the_largest_region() -> None:
+    mask = torch.zeros(1, 8, 10, dtype=torch.bool)
+    for i in range(4):  # a diagonal chain of 4 pixels: one region with 8-connectivity, four with 4-connectivity
+        mask[0, i, i] = True
+    mask[0, 5:8, 6:10] = True  # 12 pixels: the largest, although later in raster order
+    assert mask_to_box(mask).tolist() == [[6, 5, 9, 7]]
+    mask[0, 4, 4:6] = True  # the chain now reaches the block diagonally and merges with it
+    assert mask_to_box(mask).tolist() == [[0, 0, 9, 7]]
+
+
+def test_mask_to_box_ring_and_non_contiguous_masks() -> None:
+    ring = torch.ones(1, 5, 5, dtype=torch.bool)
+    ring[0, 1:4, 1:4] = False
+    ring[0, 2, 2] = True  # an island inside the hole, a separate region
+    assert mask_to_box(ring).tolist() == [[0, 0, 4, 4]]
+    masks = torch.rand(3, 9, 7) > 0.5
+    transposed = masks.transpose(1, 2)
+    assert torch.equal(mask_to_box(transposed), mask_to_box(transposed.contiguous()))
+
+
+def test_percentile_box_recovers_cam_at_pct_100_and_pas_keeps_the_object() -> None:
+    # A 10x10 object of 0.3 with one outlier pixel of 1.0: the max-based threshold 0.35 * 1.0 keeps only the
+    # outlier; the 98th percentile (0.3, the object covers 25% of the map) gives 0.105 and keeps the object.
+    cam = torch.zeros(1, 20, 20)
+    cam[0, 5:15, 3:13] = 0.3
+    cam[0, 8, 6] = 1.0
+    assert percentile_box(cam, theta=0.35, pct=100).tolist() == [[6, 8, 6, 8]]
+    assert percentile_box(cam, theta=0.35, pct=98).tolist() == [[3, 5, 12, 14]]
+    assert torch.equal(percentile_box(cam), percentile_box(cam, 0.35, 98))  # defaults
+
+
+@given(maps=tie_prone_maps, theta=theta_locs, pct=pcts)
+def test_percentile_box_is_the_box_of_the_threshold_mask(maps: np.ndarray, theta: float, pct: float) -> None:
+    tensor = torch.from_numpy(maps)
+    boxes = percentile_box(tensor, theta, pct)
+    for box, mask in zip(boxes.tolist(), threshold_masks(tensor, theta, pct).numpy()):
+        assert tuple(box) in largest_component_boxes(mask) or (not mask.any() and tuple(box) == NO_BOX)
+
+
+# ------------------------------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("pct", [-1, 100.5, float("nan"), float("inf")])
+def test_bad_pct_value(pct: float) -> None:
+    with pytest.raises(ValueError, match=r"pct must be in \[0, 100\]"):
+        percentile(torch.rand(1, 3, 3), pct)
+    with pytest.raises(ValueError, match="pct must be"):
+        percentile_box(torch.rand(1, 3, 3), 0.35, pct)
+
+
+@pytest.mark.parametrize("pct", ["98", None, True])
+def test_bad_pct_type(pct: object) -> None:
+    with pytest.raises(TypeError, match="pct must be a real number"):
+        percentile(torch.rand(1, 3, 3), pct)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("theta", [-0.1, 1.01, float("nan")])
+def test_bad_theta(theta: float) -> None:
+    with pytest.raises(ValueError, match=r"theta must be in \[0, 1\]"):
+        percentile_threshold(torch.rand(1, 3, 3), theta)
+    with pytest.raises(ValueError, match="theta must be"):
+        threshold_masks(torch.rand(1, 3, 3), theta)
+
+
+@pytest.mark.parametrize(
+    "maps, error, pattern",
+    [
+        (torch.rand(3, 3), ValueError, r"maps must have shape \(N, H, W\)"),
+        (torch.rand(1, 1, 3, 3), ValueError, r"maps must have shape \(N, H, W\)"),
+        (torch.ones(1, 3, 3, dtype=torch.int32), TypeError, "maps must be a floating point tensor"),
+        (torch.zeros(1, 0, 3), ValueError, "maps must not be empty"),
+        (np.ones((1, 3, 3)), TypeError, "maps must be a torch.Tensor"),
+        (torch.tensor([[[0.5, float("nan")]]]), ValueError, "maps must be finite"),
+        (torch.tensor([[[0.5, float("inf")]]]), ValueError, "maps must be finite"),
+        (torch.tensor([[[0.5, -0.25]]]), ValueError, "maps must be non-negative.*normalize_maps"),
+    ],
+)
+def test_bad_maps(maps: object, error: type, pattern: str) -> None:
+    with pytest.raises(error, match=pattern):
+        percentile_box(maps)  # type: ignore[arg-type]
+    with pytest.raises(error, match=pattern):
+        percentile_threshold(maps)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "masks, error, pattern",
+    [
+        (torch.rand(1, 3, 3), TypeError, "masks must be a bool tensor"),
+        (torch.ones(1, 3, 3, dtype=torch.uint8), TypeError, "masks must be a bool tensor"),
+        (torch.ones(3, 3, dtype=torch.bool), ValueError, r"masks must have shape \(N, H, W\)"),
+        (np.ones((1, 3, 3), dtype=bool), TypeError, "masks must be a torch.Tensor"),
+    ],
+)
+def test_bad_masks(masks: object, error: type, pattern: str) -> None:
+    with pytest.raises(error, match=pattern):
+        mask_to_box(masks)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------------------------ CUDA
+
+
+@pytest.mark.cuda
+def test_thresholds_and_boxes_on_cuda() -> None:
+    maps = normalize_maps(torch.rand(3, 17, 23) ** 4)
+    on_gpu = maps.cuda()
+    torch.testing.assert_close(percentile(on_gpu, 98).cpu(), percentile(maps, 98))
+    assert torch.equal(threshold_masks(on_gpu).cpu(), threshold_masks(maps))
+    boxes = percentile_box(on_gpu)
+    assert boxes.device.type == "cuda"
+    assert torch.equal(boxes.cpu(), percentile_box(maps))
