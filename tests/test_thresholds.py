@@ -14,7 +14,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from camfix import NO_BOX, mask_to_box, normalize_maps, percentile, percentile_box, percentile_threshold, threshold_masks
+from camfix import (
+    NO_BOX,
+    mask_to_box,
+    normalize_maps,
+    percentile,
+    percentile_box,
+    percentile_threshold,
+    threshold_masks,
+)
 
 Box = Tuple[int, int, int, int]
 
