@@ -1,6 +1,6 @@
 """Dense CRF refinement time per image: one worker vs threads vs the process pool, measured in the same run.
 
-    python benchmarks/bench_crf.py [--sizes 224 336] [--batch 8] [--repeats 3] [--workers N]
+    python benchmarks/bench_crf.py [--sizes 224 336] [--batch 8] [--repeats 5] [--workers N]
 
 For each size, a batch of synthetic scenes (a few coloured ellipses on a lit, noisy background; the lattice that
 pydensecrf builds, hence the time, grows with the colour variety of the image) with coarse saliency maps is
@@ -10,13 +10,15 @@ refined with the default parameters (10 mean-field iterations):
 - ``threads``: ``refine_saliency`` on each image from a thread pool of ``--workers`` threads;
 - ``pool``: ``refine_saliency_batch(..., workers=N)``, processes (fork, pool start-up included).
 
-Prints milliseconds per image and the speed-up over the baseline. Needs pydensecrf (``pip install "camfix[crf]"``).
+Prints the median milliseconds per image over ``--repeats`` interleaved runs, the speed-up over the baseline and
+the load average (other processes on the machine slow the pool first). Needs pydensecrf (``pip install "camfix[crf]"``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -59,7 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[224, 336])
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workers", type=int, default=None, help="default: the usable CPU count")
     args = parser.parse_args()
     load_pydensecrf()
@@ -80,14 +82,17 @@ def main() -> None:
             with ThreadPoolExecutor(max_workers=workers) as executor:
                 list(executor.map(lambda pair: refine_saliency(pair[0], pair[1], params), zip(images, saliency)))
 
-        single_s, thread_s, pool_s = (
-            median_seconds(fn, args.repeats, warmup=1) / args.batch
-            for fn in (
-                lambda: refine_saliency_batch(images, saliency, params, workers=1),
-                threads,
-                lambda: refine_saliency_batch(images, saliency, params, workers=workers),
-            )
+        variants = (
+            lambda: refine_saliency_batch(images, saliency, params, workers=1),
+            threads,
+            lambda: refine_saliency_batch(images, saliency, params, workers=workers),
         )
+        # Interleaved, so that the load of other processes on the machine hits the three variants alike.
+        times: List[List[float]] = [[], [], []]
+        for _ in range(args.repeats):
+            for variant, variant_times in zip(variants, times):
+                variant_times.append(median_seconds(variant, 1, warmup=0) / args.batch)
+        single_s, thread_s, pool_s = (statistics.median(variant_times) for variant_times in times)
         print(f"{size:>6d} {single_s * 1e3:>16.1f} {thread_s * 1e3:>15.1f} {single_s / thread_s:>8.2f}x "
               f"{pool_s * 1e3:>12.1f} {single_s / pool_s:>8.2f}x")
 
