@@ -1,0 +1,520 @@
+"""What the ImageNet recipe's scripts share: image lists, transforms, the model, checkpoints, torch.distributed.
+
+``train.py``, ``evaluate_lid.py``, ``evaluate_wsol.py`` and ``evaluate_wsss.py`` import this module (it sits
+beside them; Python puts a script's folder on ``sys.path``). Nothing here imports torchvision or timm:
+
+- :func:`image_folder_samples` lists a class-per-folder tree exactly as ``torchvision.datasets.ImageFolder``
+  does (same ``class_to_idx``, same order, same extensions), so labels agree with torchvision/timm checkpoints.
+- Images are read with OpenCV and converted to RGB; batches stay ``uint8`` ``(N, 3, H, W)`` until
+  :func:`normalize_batch` runs on the device, which moves 4x fewer bytes to the GPU and leaves the raw pixels at
+  hand for the dense CRF.
+- Training augmentation is a pure function of ``(seed, epoch, index)``, so a resumed run, any number of
+  DataLoader workers and any number of ranks see the same crops and flips for the same sample.
+
+Errors that come from what the user passed (a missing folder, a list naming missing files, a checkpoint of
+another architecture) raise :class:`InputError`; :func:`run_main` prints its message and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import Dataset, Sampler
+from torch.utils.data.distributed import DistributedSampler
+
+import camfix
+from camfix import models
+
+__all__ = [
+    "ARCHITECTURES",
+    "IMG_EXTENSIONS",
+    "DistributedContext",
+    "EpochSampler",
+    "EvalImages",
+    "InputError",
+    "TrainImages",
+    "build_model",
+    "find_classes",
+    "image_folder_samples",
+    "init_distributed",
+    "load_model_weights",
+    "model_state_dict",
+    "normalize_batch",
+    "read_image_list",
+    "read_rgb",
+    "resize_image",
+    "run_main",
+    "save_atomic",
+    "setup_logging",
+    "shard_indices",
+]
+
+logger = logging.getLogger("camfix.imagenet")
+
+#: torchvision's ``IMG_EXTENSIONS`` (``torchvision.datasets.folder``), compared case-insensitively.
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+#: Architectures by name: each builder takes ``(num_classes, global_pool)``.
+ARCHITECTURES: Dict[str, Callable[..., nn.Module]] = {
+    "seresnet50": models.seresnet50,
+    "resnet50": models.resnet50,
+    "seresnet_small": models.seresnet_small,
+}
+POOLINGS = ("tap", "gap")
+RESIZE_MODES = ("square", "shorter")
+
+#: Checkpoint entries that describe the model; a checkpoint whose entries differ from the command line is refused.
+MODEL_FIELDS = ("arch", "num_classes", "pool", "theta_tap")
+
+
+class InputError(Exception):
+    """Bad input from the user: a path, a list file, a checkpoint. The scripts print it and exit with status 2."""
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """Run a script's ``main``; an :class:`InputError` becomes ``error: <message>`` on stderr and exit status 2."""
+    try:
+        main()
+    except InputError as error:
+        print(f"{Path(sys.argv[0]).name}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+# ----------------------------------------------------------------------------------------------------- data
+
+
+def _existing_dir(name: str, path: Path) -> Path:
+    if not path.is_dir():
+        raise InputError(f"{name} must be an existing folder, got {str(path)!r} ({'a file' if path.exists() else 'missing'})")
+    return path
+
+
+def _existing_file(name: str, path: Path) -> Path:
+    if not path.is_file():
+        raise InputError(f"{name} must be an existing file, got {str(path)!r} ({'a folder' if path.exists() else 'missing'})")
+    return path
+
+
+def find_classes(root: Path) -> Tuple[List[str], Dict[str, int]]:
+    """Class names (the sub-folders of ``root``, sorted) and ``class_to_idx``, as torchvision's ``find_classes``."""
+    _existing_dir("the image folder", root)
+    classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
+    if not classes:
+        raise InputError(f"the image folder {str(root)!r} has no class sub-folders (expected ROOT/<class>/<image>)")
+    return classes, {name: index for index, name in enumerate(classes)}
+
+
+def image_folder_samples(root: Path) -> Tuple[List[Tuple[Path, int]], List[str]]:
+    """``(path, class_index)`` of every image under ``root/<class>/`` and the class names, as ``ImageFolder``.
+
+    Same order as ``torchvision.datasets.folder.make_dataset``: classes sorted, then ``os.walk`` (following links)
+    with sorted folders and sorted file names; a file is an image when its lower-cased name ends with one of
+    :data:`IMG_EXTENSIONS`. A class folder without images is an error, as in torchvision.
+    """
+    classes, class_to_idx = find_classes(root)
+    samples: List[Tuple[Path, int]] = []
+    empty: List[str] = []
+    for name in classes:
+        before = len(samples)
+        for folder, _, file_names in sorted(os.walk(root / name, followlinks=True)):
+            for file_name in sorted(file_names):
+                if file_name.lower().endswith(IMG_EXTENSIONS):
+                    samples.append((Path(folder) / file_name, class_to_idx[name]))
+        if len(samples) == before:
+            empty.append(name)
+    if empty:
+        raise InputError(
+            f"found no image in the class folders {empty[:5]} of {str(root)!r}; "
+            f"supported extensions are {', '.join(IMG_EXTENSIONS)}"
+        )
+    return samples, classes
+
+
+def read_image_list(list_file: Path, image_root: Path, min_labels: int = 0) -> List[Tuple[Path, List[int]]]:
+    """Read an image list: one image per line, ``relative/path.JPEG [label ...]``, whitespace separated.
+
+    Args:
+        list_file: the list; empty lines and lines starting with ``#`` are skipped.
+        image_root: the folder the paths are relative to; every listed image must exist.
+        min_labels: how many integer labels each line must have at least (0 for a plain image list).
+
+    Returns:
+        ``(absolute path, labels)`` per line, in file order.
+
+    Raises:
+        InputError: a missing file or folder, a malformed line, a listed image that does not exist.
+    """
+    _existing_file("the image list", list_file)
+    _existing_dir("the image root", image_root)
+    entries: List[Tuple[Path, List[int]]] = []
+    missing: List[str] = []
+    for number, line in enumerate(list_file.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        try:
+            labels = [int(field) for field in fields[1:]]
+        except ValueError:
+            raise InputError(f"{list_file}:{number}: expected 'path [label ...]' with integer labels, got {line!r}") from None
+        if len(labels) < min_labels or any(label < 0 for label in labels):
+            raise InputError(
+                f"{list_file}:{number}: expected an image path and at least {min_labels} non-negative "
+                f"integer label(s), got {line!r}"
+            )
+        path = image_root / fields[0]
+        if not path.is_file():
+            missing.append(fields[0])
+        entries.append((path, labels))
+    if missing:
+        raise InputError(
+            f"{len(missing)} image(s) named in {list_file} are not under {image_root}: {', '.join(missing[:5])}"
+            + (" ..." if len(missing) > 5 else "")
+        )
+    if not entries:
+        raise InputError(f"the image list {list_file} names no image")
+    return entries
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file as uint8 RGB ``(H, W, 3)`` (OpenCV decodes to BGR; grey and alpha images become RGB)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError(f"cannot read image {str(path)!r} (missing, unreadable or not an image)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def resize_image(rgb: np.ndarray, size: int, mode: str = "square") -> np.ndarray:
+    """Resize uint8 ``(H, W, 3)`` to ``(size, size)`` (``"square"``, the paper's 384x384) or so that its shorter
+    side is ``size`` (``"shorter"``, aspect ratio kept, as torchvision's ``Resize(int)``).
+
+    Shrinking uses ``INTER_AREA`` and enlarging ``INTER_LINEAR``: the antialiased bilinear resampling that
+    torchvision applies to PIL images, approximated with OpenCV.
+    """
+    height, width = rgb.shape[:2]
+    if mode == "square":
+        new_height = new_width = size
+    elif mode == "shorter":
+        scale = size / min(height, width)
+        new_height, new_width = max(size, round(height * scale)), max(size, round(width * scale))
+    else:
+        raise ValueError(f"mode must be one of {RESIZE_MODES}, got {mode!r}")
+    if (new_height, new_width) == (height, width):
+        return rgb
+    shrinking = new_height * new_width < height * width
+    return cv2.resize(rgb, (new_width, new_height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def _to_chw(rgb: np.ndarray) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
+
+
+def normalize_batch(images: Tensor, channels_last: bool = False) -> Tensor:
+    """uint8 RGB ``(N, 3, H, W)`` in ``[0, 255]`` -> float32 ``(N, 3, H, W)`` standardised with ImageNet's mean and
+    std (``camfix.IMAGENET_MEAN``/``IMAGENET_STD``, what ImageNet checkpoints and ``camfix.localize`` expect), on the
+    device of ``images``; in ``torch.channels_last`` memory format when asked."""
+    mean = torch.tensor(camfix.IMAGENET_MEAN, device=images.device).mul(255).view(1, 3, 1, 1)
+    std = torch.tensor(camfix.IMAGENET_STD, device=images.device).mul(255).view(1, 3, 1, 1)
+    batch = (images.float() - mean) / std
+    return batch.contiguous(memory_format=torch.channels_last) if channels_last else batch
+
+
+class TrainImages(Dataset):
+    """Training images with the paper's augmentation: resize to ``resize`` (384), random ``crop`` (336), flip.
+
+    Items are keyed by ``(epoch, index)`` (see :class:`EpochSampler`): the crop offset and the flip of sample
+    ``index`` in ``epoch`` come from ``numpy.random.default_rng((seed, epoch, index))`` and nothing else.
+
+    Args:
+        samples: ``(path, class_index)`` pairs.
+        resize: side the image is resized to first (``resize_mode`` says how), ``>= crop``.
+        crop: side of the random square crop.
+        resize_mode: ``"square"`` (paper: "resized to 384x384") or ``"shorter"`` (shorter side, aspect kept).
+        seed: the run's seed.
+
+    An item is ``(image, label)``: uint8 RGB ``(3, crop, crop)`` and an int.
+    """
+
+    def __init__(self, samples: Sequence[Tuple[Path, int]], resize: int, crop: int, resize_mode: str, seed: int) -> None:
+        self.samples = list(samples)
+        self.resize = resize
+        self.crop = crop
+        self.resize_mode = resize_mode
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key: Tuple[int, int]) -> Tuple[Tensor, int]:
+        epoch, index = key
+        path, label = self.samples[index]
+        image = resize_image(read_rgb(path), self.resize, self.resize_mode)
+        rng = np.random.default_rng((self.seed, epoch, index))
+        top = int(rng.integers(0, image.shape[0] - self.crop + 1))
+        left = int(rng.integers(0, image.shape[1] - self.crop + 1))
+        image = image[top : top + self.crop, left : left + self.crop]
+        if rng.random() < 0.5:
+            image = image[:, ::-1]
+        return _to_chw(image), label
+
+
+class EvalImages(Dataset):
+    """Evaluation images, each resized as a whole to ``(size, size)`` so that the map covers the full image.
+
+    An item is ``(image, index)``: uint8 RGB ``(3, size, size)`` and its position in ``paths``; the caller keeps
+    the per-image metadata (original size, masks, boxes) by index.
+    """
+
+    def __init__(self, paths: Sequence[Path], size: int) -> None:
+        self.paths = list(paths)
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Tuple[Tensor, int]:
+        return _to_chw(resize_image(read_rgb(self.paths[index]), self.size, "square")), index
+
+
+class EpochSampler(Sampler[Tuple[int, int]]):
+    """A :class:`DistributedSampler` (this rank's share of a seeded shuffle) that yields ``(epoch, index)``.
+
+    Passing the epoch with each index lets :class:`TrainImages` draw its augmentation from ``(seed, epoch, index)``
+    even in DataLoader workers, which hold their own copy of the dataset.
+    """
+
+    def __init__(self, size: int, rank: int, world_size: int, seed: int) -> None:
+        self.sampler = DistributedSampler(
+            range(size), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
+        )
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[Tuple[int, int]]:
+        return ((self.epoch, index) for index in self.sampler)
+
+
+def shard_indices(size: int, rank: int, world_size: int) -> List[int]:
+    """This rank's strided share of ``range(size)`` for evaluation: ``rank, rank + world_size, ...``.
+
+    Unlike ``DistributedSampler`` nothing is padded or repeated, so the shares partition the dataset and the
+    reduced metric equals the one-process metric.
+    """
+    return list(range(rank, size, world_size))
+
+
+# ------------------------------------------------------------------------------------------- torch.distributed
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """Where this process runs: its ``rank`` among ``world_size`` processes, ``local_rank`` on its node, and the
+    ``device`` it computes on. ``world_size == 1`` without torchrun (no process group)."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 logs, shows the progress bar and writes the checkpoints and summaries."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    def all_gather_object(self, value: Any) -> List[Any]:
+        """``value`` of every rank, in rank order (``[value]`` in a single process)."""
+        if not self.distributed:
+            return [value]
+        gathered: List[Any] = [None] * self.world_size
+        dist.all_gather_object(gathered, value)
+        return gathered
+
+
+def init_distributed(device: str) -> DistributedContext:
+    """Join the process group that ``torchrun`` describes in the environment, or run as a single process.
+
+    Under torchrun (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT`` set) the backend is
+    NCCL on CUDA (one GPU per process, ``cuda:LOCAL_RANK``) and gloo on the CPU.
+
+    Args:
+        device: ``"auto"`` (CUDA when available), ``"cuda"`` or ``"cpu"``.
+    """
+    if device not in ("auto", "cuda", "cpu"):
+        raise InputError(f"--device must be auto, cuda or cpu, got {device!r}")
+    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    if use_cuda and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for, but torch.cuda.is_available() is False")
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        torch_device = torch.device("cuda", local_rank)
+    else:
+        torch_device = torch.device("cpu")
+    if world_size > 1:
+        dist.init_process_group(
+            backend="nccl" if use_cuda else "gloo",
+            timeout=datetime.timedelta(minutes=30),
+            **({"device_id": torch_device} if use_cuda else {}),
+        )
+    return DistributedContext(rank, world_size, local_rank, torch_device)
+
+
+def close_distributed(context: DistributedContext) -> None:
+    if context.distributed:
+        dist.destroy_process_group()
+
+
+def setup_logging(context: DistributedContext, log_file: Optional[Path] = None) -> None:
+    """INFO logging on rank 0 (to stderr and ``log_file``), warnings only on the other ranks."""
+    handlers: List[logging.Handler] = [logging.StreamHandler()]
+    if context.is_main and log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(
+        level=logging.INFO if context.is_main else logging.WARNING,
+        format=f"%(asctime)s [rank {context.rank}] %(levelname)s %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+
+
+# ------------------------------------------------------------------------------------------ model, checkpoints
+
+
+def build_model(arch: str, num_classes: int, pool: str, theta_tap: float) -> nn.Module:
+    """The classifier: a timm-layout ResNet (``camfix.models``) with GAP or TAP as its ``global_pool``.
+
+    Args:
+        arch: a key of :data:`ARCHITECTURES` (``"seresnet50"`` is the paper's ResNet50-SE).
+        num_classes: classifier outputs ``K`` (1000 for ImageNet).
+        pool: ``"tap"`` (``camfix.TAPool(theta_tap)``, the paper) or ``"gap"`` (global average pooling).
+        theta_tap: TAP's relative threshold in ``[0, 1)``; paper 0.05. Ignored for GAP.
+    """
+    if arch not in ARCHITECTURES:
+        raise InputError(f"--arch must be one of {sorted(ARCHITECTURES)}, got {arch!r}")
+    if pool not in POOLINGS:
+        raise InputError(f"--pool must be one of {POOLINGS}, got {pool!r}")
+    global_pool: Union[str, nn.Module] = camfix.TAPool(theta_tap, flatten=True) if pool == "tap" else "avg"
+    return ARCHITECTURES[arch](num_classes=num_classes, global_pool=global_pool)
+
+
+def model_fields(arch: str, num_classes: int, pool: str, theta_tap: float) -> Dict[str, Any]:
+    """The :data:`MODEL_FIELDS` a checkpoint records (``theta_tap`` is None for GAP)."""
+    return {"arch": arch, "num_classes": num_classes, "pool": pool, "theta_tap": theta_tap if pool == "tap" else None}
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """``torch.save(obj, path)`` that never leaves a half-written ``path``: the data goes to a temporary file in the
+    same folder, is flushed to disk, and replaces ``path`` in one ``os.replace``; on failure it is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(obj, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        # mkstemp creates the file readable by its owner only; give it the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path) -> Mapping[str, Any]:
+    """Load a checkpoint file on the CPU with ``weights_only=True`` (tensors, numbers, strings, containers)."""
+    _existing_file("the checkpoint", path)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a truncated, foreign or non-torch file
+        raise InputError(f"cannot load the checkpoint {str(path)!r}: {type(error).__name__}: {error}") from None
+    if not isinstance(checkpoint, Mapping):
+        raise InputError(f"the checkpoint {str(path)!r} holds a {type(checkpoint).__name__}, not a state_dict or dict")
+    return checkpoint
+
+
+def model_state_dict(checkpoint: Mapping[str, Any]) -> Dict[str, Tensor]:
+    """The model's state_dict from a checkpoint: this recipe's (``"model"`` entry), a ``{"state_dict": ...}`` dict or a
+    plain state_dict (timm, torchvision); DDP's ``module.`` prefixes are removed."""
+    for key in ("model", "state_dict"):
+        if isinstance(checkpoint.get(key), Mapping):
+            checkpoint = checkpoint[key]
+            break
+    state = {}
+    for key, value in checkpoint.items():
+        if not isinstance(key, str) or not isinstance(value, Tensor):
+            raise InputError(f"the checkpoint is not a state_dict: entry {key!r} is a {type(value).__name__}, not a tensor")
+        state[key[len("module.") :] if key.startswith("module.") else key] = value
+    return state
+
+
+def _listing(items: Sequence[str], limit: int = 5) -> str:
+    return ", ".join(items[:limit]) + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def check_state_dict_fits(model: nn.Module, state: Mapping[str, Tensor], what: str, ignore: Sequence[str] = ()) -> None:
+    """Raise :class:`InputError` naming the missing, unexpected and mis-shaped keys when ``state`` does not fit
+    ``model`` exactly (keys in ``ignore`` excepted); ``what`` names the model in the message."""
+    expected = {key: value for key, value in model.state_dict().items() if key not in ignore}
+    given = {key: value for key, value in state.items() if key not in ignore}
+    missing = [key for key in expected if key not in given]
+    unexpected = [key for key in given if key not in expected]
+    mismatched = [
+        f"{key} {tuple(given[key].shape)} vs {tuple(value.shape)}"
+        for key, value in expected.items()
+        if key in given and given[key].shape != value.shape
+    ]
+    if missing or unexpected or mismatched:
+        problems = [
+            f"{label}: {_listing(keys)}"
+            for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shapes (checkpoint vs model)", mismatched))
+            if keys
+        ]
+        raise InputError(f"the checkpoint does not fit {what}; " + "; ".join(problems))
+
+
+def load_model_weights(model: nn.Module, path: Path, fields: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Load trained weights into ``model`` (strictly) for evaluation; return the whole checkpoint.
+
+    A checkpoint written by ``train.py`` records the model's :data:`MODEL_FIELDS`; when they differ from
+    ``fields`` (the command line's), the message says which. A plain state_dict (e.g. a timm ``seresnet50``
+    checkpoint, or ``model.pth``) is checked key by key and shape by shape.
+    """
+    checkpoint = load_checkpoint(path)
+    recorded = {key: checkpoint[key] for key in MODEL_FIELDS if key in checkpoint}
+    differences = [f"{key}={recorded[key]!r} (command line: {fields[key]!r})" for key in recorded if recorded[key] != fields[key]]
+    if differences:
+        raise InputError(f"the checkpoint {str(path)!r} was trained with " + ", ".join(differences) + "; pass the same options")
+    state = model_state_dict(checkpoint)
+    check_state_dict_fits(model, state, f"--arch {fields['arch']} with {fields['num_classes']} classes ({path})")
+    model.load_state_dict(state, strict=True)
+    return checkpoint
