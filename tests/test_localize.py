@@ -198,6 +198,16 @@ def test_channels_last_and_float64_models() -> None:
     torch.testing.assert_close(double.maps, expected.maps, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype, tol", [(torch.float16, 0.01), (torch.bfloat16, 0.05)])
+def test_half_precision_models(dtype: torch.dtype, tol: float) -> None:
+    model = torchvision_model()
+    images = torch.randn(IMAGES_SHAPE)
+    expected = localize(model, images, [2, 3])
+    result = localize(model.to(dtype), images.to(dtype), [2, 3])
+    assert result.maps.dtype == torch.float32 and result.logits.dtype == dtype
+    torch.testing.assert_close(result.maps, expected.maps, rtol=0, atol=tol)
+
+
 def test_under_cpu_autocast_bfloat16() -> None:
     model = torchvision_model()
     images = torch.randn(IMAGES_SHAPE)
