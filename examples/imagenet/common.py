@@ -17,7 +17,9 @@ another architecture) raise :class:`InputError`; :func:`run_main` prints its mes
 
 from __future__ import annotations
 
+import argparse
 import datetime
+import json
 import logging
 import os
 import sys
@@ -31,11 +33,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
 
 import camfix
 from camfix import models
+from camfix._validation import check_int, check_number
+from camfix.crf import DenseCRFParams, load_pydensecrf, refine_saliency_batch
+from camfix.thresholds import DEFAULT_PCT
 
 __all__ = [
     "ARCHITECTURES",
@@ -77,6 +83,9 @@ RESIZE_MODES = ("square", "shorter")
 
 #: Checkpoint entries that describe the model; a checkpoint whose entries differ from the command line is refused.
 MODEL_FIELDS = ("arch", "num_classes", "pool", "theta_tap")
+#: The model an evaluation builds when neither the command line nor the checkpoint says: the paper's.
+MODEL_DEFAULTS = {"arch": "seresnet50", "num_classes": 1000, "pool": "tap", "theta_tap": 0.05}
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class InputError(Exception):
@@ -272,8 +281,8 @@ class TrainImages(Dataset):
 class EvalImages(Dataset):
     """Evaluation images, each resized as a whole to ``(size, size)`` so that the map covers the full image.
 
-    An item is ``(image, index)``: uint8 RGB ``(3, size, size)`` and its position in ``paths``; the caller keeps
-    the per-image metadata (original size, masks, boxes) by index.
+    An item is ``(image, index, height, width)``: uint8 RGB ``(3, size, size)``, its position in ``paths`` (the
+    caller keeps the per-image metadata, masks or boxes, by index) and the original image size.
     """
 
     def __init__(self, paths: Sequence[Path], size: int) -> None:
@@ -283,8 +292,9 @@ class EvalImages(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> Tuple[Tensor, int]:
-        return _to_chw(resize_image(read_rgb(self.paths[index]), self.size, "square")), index
+    def __getitem__(self, index: int) -> Tuple[Tensor, int, int, int]:
+        rgb = read_rgb(self.paths[index])
+        return _to_chw(resize_image(rgb, self.size, "square")), index, rgb.shape[0], rgb.shape[1]
 
 
 class EpochSampler(Sampler[Tuple[int, int]]):
@@ -502,19 +512,214 @@ def check_state_dict_fits(model: nn.Module, state: Mapping[str, Tensor], what: s
         raise InputError(f"the checkpoint does not fit {what}; " + "; ".join(problems))
 
 
-def load_model_weights(model: nn.Module, path: Path, fields: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Load trained weights into ``model`` (strictly) for evaluation; return the whole checkpoint.
+def resolve_model_fields(checkpoint: Mapping[str, Any], requested: Mapping[str, Any]) -> Dict[str, Any]:
+    """The model an evaluation builds: each of :data:`MODEL_FIELDS` from the command line (``requested``, None
+    where not given), else from the checkpoint (``train.py`` records them), else :data:`MODEL_DEFAULTS`.
 
-    A checkpoint written by ``train.py`` records the model's :data:`MODEL_FIELDS`; when they differ from
-    ``fields`` (the command line's), the message says which. A plain state_dict (e.g. a timm ``seresnet50``
-    checkpoint, or ``model.pth``) is checked key by key and shape by shape.
+    Raises:
+        InputError: the command line contradicts what the checkpoint records.
     """
-    checkpoint = load_checkpoint(path)
     recorded = {key: checkpoint[key] for key in MODEL_FIELDS if key in checkpoint}
-    differences = [f"{key}={recorded[key]!r} (command line: {fields[key]!r})" for key in recorded if recorded[key] != fields[key]]
+    differences = [
+        f"--{key.replace('_', '-')} {requested[key]!r} but the checkpoint was trained with {recorded[key]!r}"
+        for key in recorded
+        if requested.get(key) is not None and requested[key] != recorded[key]
+    ]
     if differences:
-        raise InputError(f"the checkpoint {str(path)!r} was trained with " + ", ".join(differences) + "; pass the same options")
+        raise InputError("; ".join(differences) + " (leave the option out to use the checkpoint's)")
+    chosen = {key: next(v for v in (requested.get(key), recorded.get(key), MODEL_DEFAULTS[key]) if v is not None) for key in MODEL_FIELDS}
+    return model_fields(**chosen)
+
+
+def load_model_weights(model: nn.Module, checkpoint: Mapping[str, Any], fields: Mapping[str, Any], source: Path) -> None:
+    """Load trained weights into ``model`` strictly (``train.py``'s checkpoint, or a plain state_dict such as a timm
+    ``seresnet50`` checkpoint); a mismatch raises :class:`InputError` naming the keys and shapes."""
     state = model_state_dict(checkpoint)
-    check_state_dict_fits(model, state, f"--arch {fields['arch']} with {fields['num_classes']} classes ({path})")
+    check_state_dict_fits(model, state, f"--arch {fields['arch']} with {fields['num_classes']} classes ({source})")
     model.load_state_dict(state, strict=True)
-    return checkpoint
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+
+
+def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every evaluation script shares: the model, how maps are made, how the run is spread."""
+    model = parser.add_argument_group("model (defaults: what the checkpoint records, else the paper's)")
+    model.add_argument("--checkpoint", type=Path, required=True, help="train.py's last.pth, or a state_dict (timm layout)")
+    model.add_argument("--arch", choices=sorted(ARCHITECTURES), default=None, help=f"default {MODEL_DEFAULTS['arch']}")
+    model.add_argument("--num-classes", type=int, default=None, help=f"default {MODEL_DEFAULTS['num_classes']}")
+    model.add_argument("--pool", choices=POOLINGS, default=None, help="pooling the model was trained with (default tap)")
+    model.add_argument("--theta-tap", type=float, default=None, help="TAP threshold (default 0.05)")
+    maps = parser.add_argument_group("maps")
+    maps.add_argument("--size", type=int, default=384,
+                      help="images are resized to SIZE x SIZE as a whole (default 384: the training resize, so objects "
+                           "have the scale they were trained at)")
+    maps.add_argument("--no-nwc", action="store_true", help="keep negative classifier weights (original CAM)")
+    maps.add_argument("--pct", type=float, default=DEFAULT_PCT,
+                      help="PaS percentile: maps are divided by their PCT-th percentile and clipped to 1 (paper 98; 100: off)")
+    maps.add_argument("--crf", action="store_true", help="refine every map with a dense CRF (camfix[crf])")
+    maps.add_argument("--crf-workers", type=int, default=None, help="CRF processes per rank (default: one per CPU)")
+    run = parser.add_argument_group("run")
+    run.add_argument("--out", type=Path, required=True, help="output folder: metrics.json and the maps")
+    run.add_argument("--batch-size", type=int, default=32, help="images per rank per forward pass")
+    run.add_argument("--workers", type=int, default=8, help="DataLoader worker processes per rank")
+    run.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    run.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto", help="autocast on CUDA (auto: bf16)")
+
+
+def check_evaluation_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Range checks of :func:`add_evaluation_arguments`' options; a bad value ends with ``parser.error``."""
+    try:
+        check_int("--size", args.size, 8)
+        check_int("--batch-size", args.batch_size, 1)
+        check_int("--workers", args.workers, 0)
+        check_number("--pct", args.pct, 0.0, 100.0, low_inclusive=False)
+        if args.num_classes is not None:
+            check_int("--num-classes", args.num_classes, 1)
+        if args.theta_tap is not None:
+            check_number("--theta-tap", args.theta_tap, 0.0, 1.0, high_inclusive=False)
+        if args.crf_workers is not None:
+            check_int("--crf-workers", args.crf_workers, 1)
+    except (TypeError, ValueError) as error:
+        parser.error(str(error))
+    if args.crf:
+        try:
+            load_pydensecrf()
+        except ImportError as error:
+            parser.error(str(error))
+
+
+def amp_dtype(amp: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype: bf16/fp16 on CUDA as asked (``auto``: bf16), None (float32) on the CPU."""
+    if device.type != "cuda":
+        if amp in AMP_DTYPES:
+            raise InputError(f"--amp {amp} needs CUDA; on the CPU use --amp off (or auto)")
+        return None
+    return None if amp == "off" else AMP_DTYPES.get(amp, torch.bfloat16)
+
+
+def load_evaluation_model(args: argparse.Namespace) -> Tuple[nn.Module, Dict[str, Any]]:
+    """The trained classifier on the CPU in eval mode, and its :data:`MODEL_FIELDS`."""
+    checkpoint = load_checkpoint(args.checkpoint)
+    requested = {"arch": args.arch, "num_classes": args.num_classes, "pool": args.pool, "theta_tap": args.theta_tap}
+    fields = resolve_model_fields(checkpoint, requested)
+    model = build_model(fields["arch"], fields["num_classes"], fields["pool"], fields["theta_tap"] or 0.0)
+    load_model_weights(model, checkpoint, fields, args.checkpoint)
+    return model.eval(), fields
+
+
+class _Autocast(nn.Module):
+    """Runs a classifier's forward pass under autocast, so that :func:`camfix.localize` gets bf16/fp16 speed while
+    the class activation maps themselves are computed in float32 from the captured features."""
+
+    def __init__(self, model: nn.Module, device_type: str, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.model = model
+        self.device_type = device_type
+        self.dtype = dtype
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            return self.model(x)
+
+
+def percentile_normalize(maps: Tensor, pct: float) -> Tensor:
+    """PaS as a map transform: each map divided by its ``pct``-th percentile and clipped to 1.
+
+    Thresholding the result at ``theta`` is thresholding the map at ``theta * percentile_pct(map)``, the PaS rule, so
+    a metric that sweeps every threshold (Peak IoU, MaxBoxAccV2) sweeps PaS's ``theta_loc``. ``pct = 100`` leaves a
+    min-max normalised map unchanged (its maximum is 1); a map whose percentile is 0 is left unchanged.
+
+    Args:
+        maps: ``(N, H, W)`` float, in ``[0, 1]`` (min-max normalised).
+        pct: percentile in ``(0, 100]``; paper 98.
+
+    Returns:
+        ``(N, H, W)`` float in ``[0, 1]``, same dtype and device.
+    """
+    reference = camfix.percentile(maps, pct)
+    scale = torch.where(reference > 0, reference, torch.ones_like(reference))
+    return (maps / scale[:, None, None]).clamp(max=1.0)
+
+
+@torch.no_grad()
+def saliency_maps(
+    model: nn.Module,
+    images: Tensor,
+    labels: Optional[Tensor],
+    *,
+    clamp_negative: bool,
+    pct: float,
+    crf_params: Optional[DenseCRFParams],
+    crf_workers: Optional[int],
+    dtype: Optional[torch.dtype],
+    channels_last: bool,
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """The paper's saliency maps for a batch: CAM (NWC) -> min-max -> PaS -> dense CRF.
+
+    Args:
+        model: a ``camfix.models.ResNet`` in eval mode, on the device of ``images``.
+        images: uint8 RGB ``(N, 3, S, S)`` in ``[0, 255]`` (the resized images; the CRF compares their colours).
+        labels: ``(N,)`` int64 classes to map (GT-known), or None for each image's top-1 predicted class.
+        clamp_negative: NWC (paper: on).
+        pct: PaS percentile, see :func:`percentile_normalize` (paper 98; 100: off).
+        crf_params: dense CRF parameters (:class:`camfix.crf.DenseCRFParams`), or None for no CRF.
+        crf_workers: CRF processes (None: one per CPU).
+        dtype: autocast dtype of the forward pass (None: float32).
+        channels_last: feed the model channels_last inputs.
+
+    Returns:
+        ``(maps, classes, logits)``: float32 ``(N, S, S)`` in ``[0, 1]``, int64 ``(N,)`` (the mapped classes) and
+        float32 ``(N, K)``, on the device of ``images``.
+    """
+    runner = model if dtype is None else _Autocast(model, images.device.type, dtype)
+    result = camfix.localize(
+        runner, normalize_batch(images, channels_last), labels, clamp_negative=clamp_negative, pct=pct,
+        feature_layer=getattr(model, model.stage_names[-1]), classifier=model.get_classifier(),
+    )
+    maps = percentile_normalize(result.maps, pct)
+    if crf_params is not None:
+        maps = refine_saliency_batch(images, maps, crf_params, workers=crf_workers)
+    return maps, result.classes, result.logits.float()
+
+
+def to_image_size(saliency: Tensor, height: int, width: int) -> Tensor:
+    """One map ``(S, S)`` in ``[0, 1]`` resized (bilinear) to the original image's ``(height, width)``, on the CPU."""
+    return camfix.resize_maps(saliency[None].float().cpu(), (height, width), mode="bilinear")[0].clamp(0.0, 1.0)
+
+
+def evaluation_batches(
+    model: nn.Module,
+    paths: Sequence[Path],
+    labels: Optional[Tensor],
+    args: argparse.Namespace,
+    context: DistributedContext,
+    description: str,
+) -> Iterator[Tuple[List[int], Tensor, Tensor, Tensor, List[Tuple[int, int]]]]:
+    """Saliency maps of this rank's share (:func:`shard_indices`) of ``paths``, batch by batch.
+
+    Yields ``(indices, maps, classes, logits, sizes)``: positions in ``paths``, maps ``(B, S, S)`` float32 in
+    ``[0, 1]`` and classes ``(B,)``, logits ``(B, K)`` (on ``context.device``) as :func:`saliency_maps` gives them,
+    and each image's original ``(height, width)``. ``labels`` ``(len(paths),)`` int64 selects GT-known maps.
+    """
+    dtype = amp_dtype(args.amp, context.device)
+    channels_last = context.device.type == "cuda"
+    model.to(context.device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    crf_params = DenseCRFParams() if args.crf else None
+    dataset = Subset(EvalImages(paths, args.size), shard_indices(len(paths), context.rank, context.world_size))
+    loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers, pin_memory=context.device.type == "cuda")
+    for images, indices, heights, widths in tqdm(loader, desc=description, unit="batch", disable=not context.is_main, dynamic_ncols=True):
+        batch_labels = None if labels is None else labels[indices].to(context.device)
+        maps, classes, logits = saliency_maps(
+            model, images.to(context.device, non_blocking=True), batch_labels, clamp_negative=not args.no_nwc,
+            pct=args.pct, crf_params=crf_params, crf_workers=args.crf_workers, dtype=dtype, channels_last=channels_last,
+        )
+        yield indices.tolist(), maps, classes, logits, list(zip(heights.tolist(), widths.tolist()))
+
+
+def write_json(path: Path, record: Mapping[str, Any]) -> None:
+    """Write ``record`` as indented JSON, atomically (temporary file + ``os.replace``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(temporary, path)

@@ -55,6 +55,7 @@ from common import (
     EpochSampler,
     InputError,
     TrainImages,
+    amp_dtype,
     build_model,
     check_state_dict_fits,
     close_distributed,
@@ -72,7 +73,6 @@ from common import (
 
 logger = logging.getLogger("camfix.imagenet.train")
 
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 SINGLE_CLASS_RULES = ("rarest", "most-frequent")
 CLASSIFIER_KEYS = ("fc.weight", "fc.bias")
 #: Arguments that must not change when a run is resumed, or the continuation is not the same run.
@@ -213,15 +213,6 @@ class LearningRateSchedule:
             return 0.1 ** sum(step >= milestone for milestone in self.milestones)
         progress = (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def amp_dtype(amp: str, device: torch.device) -> Optional[torch.dtype]:
-    """The autocast dtype: bf16/fp16 on CUDA as asked (``auto``: bf16), None (float32) on the CPU."""
-    if device.type != "cuda":
-        if amp in AMP_DTYPES:
-            raise InputError(f"--amp {amp} needs CUDA; on the CPU use --amp off (or auto)")
-        return None
-    return None if amp == "off" else AMP_DTYPES.get(amp, torch.bfloat16)
 
 
 def load_pretrained(model: nn.Module, path: Path, fmt: str, arch: str) -> List[str]:
