@@ -237,7 +237,8 @@ def test_tap_gradcheck(theta: float, flatten: bool) -> None:
 def test_tap_gradient_goes_to_kept_elements_as_grad_over_count() -> None:
     x = torch.randn(2, 3, 4, 5, dtype=torch.float64)
     x[0, 1] = 0.0  # nothing kept: no gradient at all, and no NaN
-    x[1, 2, 0, :] = 0.2 * x[1, 2].max()  # elements tied at tau (theta 0.2) get no gradient
+    x[1, 2, 3, 4] = 10.0  # the channel's maximum, so tau = 2.0 at theta 0.2 ...
+    x[1, 2, 0, :] = 2.0  # ... and the elements tied at tau get no gradient
     x.requires_grad_()
     grad_out = torch.randn(2, 3, 1, 1, dtype=torch.float64)
     tap(x, 0.2).backward(grad_out)
