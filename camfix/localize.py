@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from ._validation import check_classes, check_finite, check_size, check_tensor
+from ._validation import check_classes, check_finite, check_number, check_size, check_tensor
 from .adapters import Classifier, FeatureCapture, classifier_weight, resolve_feature_source
-from .maps import cam, normalize_maps, resize_maps
+from .maps import INTERPOLATION_MODES, cam, normalize_maps, resize_maps
 from .thresholds import DEFAULT_PCT, DEFAULT_THETA_LOC, mask_to_box, percentile_threshold
 
 if TYPE_CHECKING:
@@ -105,16 +105,36 @@ def localize(
     check_tensor("images", images, 4, shape_hint="(N, C, H, W)")
     check_finite("images", images)
     source, classifier = resolve_feature_source(model, feature_layer, classifier)
+    weight = classifier_weight(classifier)
+    # Every argument is checked here, under its own name, before the (expensive) forward pass.
+    check_number("theta_loc", theta_loc, 0.0, 1.0)
+    check_number("pct", pct, 0.0, 100.0)
+    if interpolation not in INTERPOLATION_MODES:
+        raise ValueError(f"interpolation must be one of {INTERPOLATION_MODES}, got {interpolation!r}")
+    for name, flag in (("clamp_negative", clamp_negative), ("crf", crf)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be a bool, got {type(flag).__name__} {flag!r}")
     size = check_size("image_size", image_size) if image_size is not None else tuple(images.shape[-2:])
+    if labels is not None:
+        labels = check_classes("labels", labels, images.shape[0], weight.shape[0]).to(images.device)
 
-    was_training = model.training
+    # Restore each submodule's own mode: a model may be in train mode with some layers (frozen BatchNorm, say)
+    # deliberately in eval mode.
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
         with torch.no_grad(), FeatureCapture(source) as captured:
             logits = model(images)
     finally:
-        model.train(was_training)
+        for module, training in modes:
+            module.training = training
     features = captured.features
+    if features.shape[1] != weight.flatten(1).shape[1]:
+        raise ValueError(
+            f"the feature map ({source.description}) has C={features.shape[1]} channels but the classifier "
+            f"expects {weight.flatten(1).shape[1]} (classifier weight shape {tuple(weight.shape)}); pass the "
+            "matching feature_layer= and classifier="
+        )
 
     if labels is None:
         if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != images.shape[0]:
@@ -124,11 +144,10 @@ def localize(
             )
         classes = logits.argmax(dim=1)
     else:
-        num_classes = classifier_weight(classifier).shape[0]
-        classes = check_classes("labels", labels, images.shape[0], num_classes).to(images.device)
+        classes = labels
 
     with torch.no_grad():
-        raw = cam(features, classifier_weight(classifier), clamp_negative=clamp_negative, classes=classes)
+        raw = cam(features, weight, clamp_negative=clamp_negative, classes=classes)
         maps = normalize_maps(resize_maps(raw.float(), size, mode=interpolation))
         if crf:
             from .crf import refine_saliency_batch

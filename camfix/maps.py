@@ -35,7 +35,7 @@ def cam(
     Args:
         features: last feature map ``F`` of shape ``(N, C, h, w)``, floating point, finite.
         fc_weight: classifier weight, ``(K, C)`` as in ``nn.Linear`` or ``(K, C, 1, 1)`` as in a 1x1
-            ``nn.Conv2d``; floating point, finite (in the rows used).
+            ``nn.Conv2d``; floating point, finite.
         clamp_negative: apply NWC (the paper's fix); ``False`` gives the original CAM.
         classes: ``None`` for the maps of all ``K`` classes, or one class index per image, shape ``(N,)``
             (the ground-truth class for GT-known localization, the top-1 prediction for top-1 localization).
@@ -59,6 +59,7 @@ def cam(
         )
     if not isinstance(clamp_negative, bool):
         raise TypeError(f"clamp_negative must be a bool, got {type(clamp_negative).__name__} {clamp_negative!r}")
+    check_finite("fc_weight", fc_weight)
     dtype = torch.float64 if torch.float64 in (features.dtype, fc_weight.dtype) else torch.float32
     features = features.to(dtype)
     weight = fc_weight.to(device=features.device, dtype=dtype)
@@ -69,9 +70,9 @@ def cam(
     else:
         classes = check_classes("classes", classes, features.shape[0], weight.shape[0]).to(features.device)
         maps = torch.einsum("nchw,nc->nhw", features, weight[classes])
-    # Any NaN or inf in features (or in a used weight) reaches the maps (inf * 0 is NaN), so checking the
-    # small output instead of the large input catches the same inputs at a fraction of the cost.
-    check_finite("features and fc_weight (through the maps they give)", maps)
+    # Any NaN or inf in features reaches the maps (inf * 0 is NaN), so checking the small output instead of the
+    # large input catches the same inputs at a fraction of the cost.
+    check_finite("features (through the maps they give)", maps)
     return maps
 
 
@@ -116,6 +117,7 @@ def normalize_maps(maps: Tensor) -> Tensor:
     """
     check_tensor("maps", maps, range(2, 9), shape_hint="(..., H, W)", allow_empty=True)
     check_finite("maps", maps)
-    low = maps.amin(dim=(-2, -1), keepdim=True)
-    span = maps.amax(dim=(-2, -1), keepdim=True) - low
-    return torch.where(span > 0, (maps - low) / torch.where(span > 0, span, 1), 0)
+    # Halves first: max - min of a finite map can overflow the dtype (float16 [-6e4, 6e4]), max/2 - min/2 cannot.
+    half_low = maps.amin(dim=(-2, -1), keepdim=True) / 2
+    half_span = maps.amax(dim=(-2, -1), keepdim=True) / 2 - half_low
+    return torch.where(half_span > 0, (maps / 2 - half_low) / torch.where(half_span > 0, half_span, 1), 0)

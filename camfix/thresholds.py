@@ -93,7 +93,8 @@ def threshold_masks(maps: Tensor, theta: float = DEFAULT_THETA_LOC, pct: float =
         pct: percentile in ``[0, 100]``.
 
     Returns:
-        ``(N, H, W)`` bool masks. An all-zero or constant map gives an empty mask.
+        ``(N, H, W)`` bool masks. An all-zero map (so any constant map after :func:`camfix.normalize_maps`)
+        gives an empty mask.
     """
     return maps > percentile_threshold(maps, theta, pct)[:, None, None]
 
@@ -116,10 +117,17 @@ def mask_to_box(masks: Tensor) -> Tensor:
     boxes = np.full((masks.shape[0], 4), -1, dtype=np.int64)
     # A bool tensor reinterpreted as uint8 is free; .to(torch.uint8) would copy it.
     for index, mask in enumerate(masks.cpu().contiguous().view(torch.uint8).numpy()):
-        count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
         if count < 2:  # label 0 is the background
             continue
-        largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        tied = 1 + np.flatnonzero(areas == areas.max())
+        largest = int(tied[0])
+        if len(tied) > 1:
+            # OpenCV numbers regions in its own block scan order, not raster order; break ties by each region's
+            # first pixel in raster order (rare, so the sort is paid only here).
+            _, first_pixel = np.unique(labels.ravel(), return_index=True)
+            largest = int(tied[np.argmin(first_pixel[tied])])
         x, y, w, h = stats[largest, :4]
         boxes[index] = (x, y, x + w - 1, y + h - 1)
     return torch.from_numpy(boxes).to(masks.device)

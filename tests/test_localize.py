@@ -239,11 +239,6 @@ def test_training_flag_restored(training: bool) -> None:
     assert all(m.training is training for m in model.modules())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: localize restores the mode with model.train(was_training), which overwrites the modes of "
-    "submodules that differed from the model's (e.g. BatchNorm frozen in eval mode while fine-tuning)",
-)
 def test_mixed_submodule_modes_restored() -> None:
     model = torchvision_model().train()
     model.bn1.eval()
@@ -432,22 +427,12 @@ def test_bad_model() -> None:
         localize(lambda x: x, torch.randn(IMAGES_SHAPE))  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: localize validates theta_loc inside percentile_threshold, so the error names 'theta', not the "
-    "argument the caller passed, 'theta_loc' (and only after the forward pass)",
-)
 @pytest.mark.parametrize("theta_loc, error", [(1.5, ValueError), (-0.1, ValueError), ("0.35", TypeError)])
 def test_bad_theta_loc_names_the_argument(theta_loc: object, error: type) -> None:
     with pytest.raises(error, match="theta_loc"):
         localize(torchvision_model(), torch.randn(IMAGES_SHAPE), theta_loc=theta_loc)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: localize validates interpolation inside resize_maps, so the error names 'mode', not the argument "
-    "the caller passed, 'interpolation' (and only after the forward pass)",
-)
 def test_bad_interpolation_names_the_argument() -> None:
     with pytest.raises(ValueError, match="interpolation"):
         localize(torchvision_model(), torch.randn(IMAGES_SHAPE), interpolation="nearest")

@@ -216,11 +216,6 @@ def test_mask_to_box_matches_flood_fill_on_larger_random_masks() -> None:
             assert tuple(box) in largest_component_boxes(mask)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ties between equally large regions are broken by OpenCV's label order (its block-based scan), "
-    "not by raster order of the region's first pixel as mask_to_box documents",
-)
 def test_mask_to_box_tie_goes_to_the_first_region_in_raster_order() -> None:
     mask = torch.zeros(4, 16, dtype=torch.bool)
     mask[0, 10] = True  # first in raster order
