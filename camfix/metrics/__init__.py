@@ -1,0 +1,40 @@
+"""Evaluation metrics of weakly supervised localization and segmentation.
+
+- LID Track 3 (WSOL saliency): :class:`PeakIoU` / :func:`peak_iou`.
+- LID Track 1 (WSSS): :class:`MeanIoU` / :func:`mean_iou`.
+- wsolevaluation (Choe et al., CVPR 2020): :class:`BoxAccuracy` (MaxBoxAcc, MaxBoxAccV2, GT-known and top-1 loc)
+  and :class:`PxAP`, each with a ``"reference"`` mode identical to clovaai/wsolevaluation and a
+  ``"continuous"`` mode.
+- Metadata of the reference evaluator: :func:`read_metadata`; the command line: ``camfix evaluate``.
+
+Every accumulator has ``update(...)``, ``compute()``, ``reset()``, ``merge(other)`` and ``sync(group)`` (a sum
+over ``torch.distributed`` ranks); its state is O(thresholds). Definitions and conventions: ``docs/metrics.md``.
+"""
+
+from ._base import Metric
+from ._common import DEFAULT_INTERVAL, MODES, cam_thresholds
+from .localization import (
+    DEFAULT_IOU_THRESHOLDS,
+    BoxAccuracy,
+    BoxAccuracyResult,
+    BoxIoUCurves,
+    box_accuracy,
+    box_iou_curves,
+    max_box_acc,
+    max_box_acc_v2,
+)
+
+__all__ = [
+    "DEFAULT_INTERVAL",
+    "DEFAULT_IOU_THRESHOLDS",
+    "MODES",
+    "BoxAccuracy",
+    "BoxAccuracyResult",
+    "BoxIoUCurves",
+    "Metric",
+    "box_accuracy",
+    "box_iou_curves",
+    "cam_thresholds",
+    "max_box_acc",
+    "max_box_acc_v2",
+]

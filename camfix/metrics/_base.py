@@ -1,0 +1,90 @@
+"""Accumulator base: named sum-reducible state, ``reset``, ``merge`` and a ``torch.distributed`` reduction.
+
+Every metric keeps only per-threshold (or per-class) counts, so its state is O(thresholds) whatever the number of
+images, and the state of a whole dataset is the element-wise sum of the states of its parts. That one property
+gives all three ways of combining evaluations:
+
+- ``merge(other)``: two accumulators in one process (e.g. two data loaders);
+- ``sync(group)``: all ranks of a ``torch.distributed`` job (one ``all_reduce(SUM)`` per state tensor);
+- order independence: shuffling the images cannot change a dataset-level number.
+
+States are int64 counts wherever possible, so reductions are exact and a run over 8 ranks gives the same number
+as one process, bit for bit.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Dict, Optional, TypeVar
+
+import torch
+
+__all__ = ["Metric"]
+
+MetricT = TypeVar("MetricT", bound="Metric")
+
+
+class Metric:
+    """Base of the camfix accumulators (torchmetrics-style ``update`` / ``compute`` / ``reset``).
+
+    Subclasses declare their state with :meth:`_add_state` in ``__init__`` and only ever add to it in
+    ``update``.
+    """
+
+    def __init__(self) -> None:
+        self._defaults: Dict[str, torch.Tensor] = {}
+
+    def _add_state(self, name: str, default: torch.Tensor) -> None:
+        self._defaults[name] = default.clone()
+        setattr(self, name, default.clone())
+
+    def _states(self) -> Dict[str, torch.Tensor]:
+        return {name: getattr(self, name) for name in self._defaults}
+
+    def reset(self) -> None:
+        """Forget every update: back to the state right after construction."""
+        for name, default in self._defaults.items():
+            setattr(self, name, default.clone())
+
+    def _check_compatible(self, other: "Metric") -> None:
+        if type(other) is not type(self):
+            raise TypeError(f"other must be a {type(self).__name__}, got {type(other).__name__}")
+        for name, value in self._states().items():
+            theirs = getattr(other, name)
+            if theirs.shape != value.shape:
+                raise ValueError(
+                    f"other has a different configuration: state {name!r} has shape {tuple(theirs.shape)}, "
+                    f"expected {tuple(value.shape)} (same thresholds and settings are needed)"
+                )
+
+    def merge(self: MetricT, other: MetricT) -> MetricT:
+        """Add ``other``'s state to this one (same class and settings); returns ``self``."""
+        self._check_compatible(other)
+        for name, value in self._states().items():
+            value += getattr(other, name).to(value.device)
+        return self
+
+    def sync(self: MetricT, group: Optional[object] = None) -> MetricT:
+        """A copy whose state is the sum of the states of all processes in ``group``.
+
+        A collective call: every rank of ``group`` (default: the whole job) must call it. The accumulator itself
+        is left unchanged, so ``sync`` can be called at every epoch and updates can continue after it. With the
+        NCCL backend the reduction runs on the current CUDA device. Outside a distributed job (or with one
+        process) the copy equals this accumulator.
+        """
+        reduced = copy.deepcopy(self)
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return reduced
+        backend = torch.distributed.get_backend(group)
+        device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else None
+        for name, value in reduced._states().items():
+            buffer = value.to(device) if device is not None else value
+            torch.distributed.all_reduce(buffer, op=torch.distributed.ReduceOp.SUM, group=group)
+            setattr(reduced, name, buffer.to(value.device))
+        return reduced
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def extra_repr(self) -> str:
+        return ""

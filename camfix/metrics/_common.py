@@ -1,0 +1,130 @@
+"""Threshold lists, modes and the argument checks shared by the metrics."""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._validation import check_finite, check_in_range, check_number, check_tensor
+
+__all__ = ["cam_thresholds", "DEFAULT_INTERVAL", "MODES"]
+
+#: ``cam_curve_interval`` of the reference evaluator's command line (its function default is 0.001).
+DEFAULT_INTERVAL = 0.01
+#: ``"reference"`` reproduces clovaai/wsolevaluation; ``"continuous"`` is the quirk-free definition.
+MODES = ("reference", "continuous")
+
+BoxesLike = Union[Tensor, Sequence[Tensor]]
+
+
+def cam_thresholds(interval: float = DEFAULT_INTERVAL) -> np.ndarray:
+    """The reference evaluator's CAM thresholds ``numpy.arange(0, 1, interval)``, float64, ascending.
+
+    Exactly the values of ``list(np.arange(0, 1, cam_curve_interval))`` in clovaai/wsolevaluation (so, e.g., the
+    30th of ``interval=0.01`` is ``0.29000000000000004``, not ``0.29``; the reference mode depends on that).
+
+    Args:
+        interval: step in ``(0, 1]``; the reference's command line uses 0.01, its config 0.001.
+
+    Returns:
+        ``(T,)`` float64 array, ``T = ceil(1 / interval)``.
+    """
+    interval = check_number("interval", interval, 0.0, 1.0, low_inclusive=False)
+    return np.arange(0, 1, interval)
+
+
+def check_mode(mode: object) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return str(mode)
+
+
+def check_thresholds(thresholds: Optional[object], default_interval: float = DEFAULT_INTERVAL) -> np.ndarray:
+    """Strictly increasing finite float64 thresholds in ``[0, 1]``; ``None`` gives :func:`cam_thresholds`."""
+    if thresholds is None:
+        return cam_thresholds(default_interval)
+    if isinstance(thresholds, Tensor):
+        thresholds = thresholds.detach().cpu().numpy()
+    try:
+        values = np.asarray(thresholds, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"thresholds must be a 1-D sequence of numbers, got {type(thresholds).__name__}") from None
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"thresholds must be a non-empty 1-D sequence, got shape {values.shape}")
+    if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+        raise ValueError(f"thresholds must be finite and in [0, 1], got values in [{values.min()}, {values.max()}]")
+    if values.size > 1 and not (np.diff(values) > 0).all():
+        raise ValueError("thresholds must be strictly increasing")
+    return values
+
+
+def check_maps(name: str, maps: object) -> Tensor:
+    """``(N, H, W)`` floating point maps with finite values in ``[0, 1]``."""
+    maps = check_tensor(name, maps, 3, shape_hint="(N, H, W)")
+    check_finite(name, maps)
+    check_in_range(name, maps, 0.0, 1.0)
+    return maps
+
+
+def check_boxes(name: str, boxes: object, batch: int, size: Tuple[int, int]) -> List[np.ndarray]:
+    """Ground-truth boxes of ``batch`` images of ``size = (H, W)`` as a list of int64 ``(M_i, 4)`` arrays.
+
+    Accepts an int tensor ``(N, 4)`` (one box per image) or ``(N, M, 4)``, or a sequence of ``N`` int tensors
+    ``(M_i, 4)``. Every image needs at least one box, each inside the image with ``x0 <= x1`` and ``y0 <= y1``
+    (inclusive convention).
+    """
+    if isinstance(boxes, Tensor):
+        check_tensor(name, boxes, (2, 3), shape_hint="(N, 4) or (N, M, 4)", floating=False, allow_empty=True)
+        per_image: Sequence[object] = boxes[:, None] if boxes.dim() == 2 else boxes
+    elif isinstance(boxes, (list, tuple)):
+        per_image = boxes
+    else:
+        raise TypeError(
+            f"{name} must be an int tensor (N, 4) or (N, M, 4) or a list of N int tensors (M_i, 4), "
+            f"got {type(boxes).__name__}"
+        )
+    if len(per_image) != batch:
+        raise ValueError(f"{name} must have one entry per map ({batch}), got {len(per_image)}")
+    height, width = size
+    result = []
+    for index, image_boxes in enumerate(per_image):
+        label = f"{name}[{index}]"
+        check_tensor(label, image_boxes, 2, shape_hint="(M, 4)", floating=False, allow_empty=True)
+        if image_boxes.is_complex() or image_boxes.dtype == torch.bool:
+            raise TypeError(f"{label} must be an integer tensor, got dtype {image_boxes.dtype}")
+        if image_boxes.shape[-1] != 4 or image_boxes.shape[0] == 0:
+            raise ValueError(
+                f"{label} must have shape (M, 4) with M >= 1 (every image needs a ground-truth box), "
+                f"got {tuple(image_boxes.shape)}"
+            )
+        array = image_boxes.detach().cpu().numpy().astype(np.int64)
+        x0, y0, x1, y1 = array.T
+        bad = (x0 < 0) | (y0 < 0) | (x1 >= width) | (y1 >= height) | (x1 < x0) | (y1 < y0)
+        if bad.any():
+            box = array[int(np.argmax(bad))].tolist()
+            raise ValueError(
+                f"{label} holds box {box}: boxes must be (x0, y0, x1, y1) with 0 <= x0 <= x1 <= {width - 1} and "
+                f"0 <= y0 <= y1 <= {height - 1} (inclusive pixel indices inside the {height}x{width} map)"
+            )
+        result.append(np.ascontiguousarray(array))
+    return result
+
+
+def check_binary(name: str, value: object, shape: Tuple[int, ...]) -> np.ndarray:
+    """A bool, or integer 0/1, tensor of ``shape``; returned as a bool numpy array."""
+    tensor = check_tensor(name, value, len(shape), shape_hint=str(shape), floating=False, allow_empty=True)
+    if tuple(tensor.shape) != tuple(shape):
+        raise ValueError(f"{name} must have the shape of the maps {tuple(shape)}, got {tuple(tensor.shape)}")
+    if tensor.is_complex():
+        raise TypeError(f"{name} must be a bool or integer tensor, got dtype {tensor.dtype}")
+    if tensor.dtype != torch.bool:
+        outside = (tensor != 0) & (tensor != 1)
+        if bool(outside.any()):
+            raise ValueError(
+                f"{name} must be binary (bool, or integers 0 and 1), got value {int(tensor[outside][0])}"
+            )
+        tensor = tensor != 0
+    return tensor.detach().cpu().numpy()
