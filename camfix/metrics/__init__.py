@@ -13,6 +13,8 @@ over ``torch.distributed`` ranks); its state is O(thresholds). Definitions and c
 
 from ._base import Metric
 from ._common import DEFAULT_INTERVAL, MODES, cam_thresholds
+from .masks import PEAK_IOU_THRESHOLDS, PeakIoU, PeakIoUResult, PxAP, PxAPResult, peak_iou, pxap
+from .segmentation import IGNORE_INDEX, MeanIoU, MeanIoUResult, mean_iou
 from .localization import (
     DEFAULT_IOU_THRESHOLDS,
     BoxAccuracy,
@@ -27,14 +29,25 @@ from .localization import (
 __all__ = [
     "DEFAULT_INTERVAL",
     "DEFAULT_IOU_THRESHOLDS",
+    "IGNORE_INDEX",
     "MODES",
+    "PEAK_IOU_THRESHOLDS",
     "BoxAccuracy",
     "BoxAccuracyResult",
     "BoxIoUCurves",
+    "MeanIoU",
+    "MeanIoUResult",
     "Metric",
+    "PeakIoU",
+    "PeakIoUResult",
+    "PxAP",
+    "PxAPResult",
     "box_accuracy",
     "box_iou_curves",
     "cam_thresholds",
     "max_box_acc",
     "max_box_acc_v2",
+    "mean_iou",
+    "peak_iou",
+    "pxap",
 ]

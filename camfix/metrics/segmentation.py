@@ -1,0 +1,122 @@
+"""Mean IoU of semantic segmentation (LID 2020 Track 1, weakly supervised semantic segmentation).
+
+A confusion matrix over all pixels of the dataset, background included as class 0 (as the LID and PASCAL VOC
+benchmarks do), pixels labelled ``ignore_index`` (255) left out. Per class ``IoU_c = TP / (TP + FP + FN)`` from
+the matrix; the mean runs over the classes that occur in the ground truth or in the predictions (a class absent
+from both has no IoU and is left out of the mean, as in mmsegmentation's ``nanmean``). Percent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._validation import check_int, check_tensor
+from ._base import Metric
+
+__all__ = ["IGNORE_INDEX", "MeanIoU", "MeanIoUResult", "mean_iou"]
+
+#: Label of pixels without ground truth (object boundaries in PASCAL VOC and LID).
+IGNORE_INDEX = 255
+
+
+@dataclass(frozen=True)
+class MeanIoUResult:
+    """mIoU of a dataset.
+
+    Attributes:
+        miou: mean of ``per_class`` over the classes present, percent.
+        per_class: ``(C,)`` IoU in percent; NaN for a class absent from both ground truth and predictions.
+        confusion: ``(C, C)`` int64 pixel counts, rows ground truth, columns prediction.
+    """
+
+    miou: float
+    per_class: np.ndarray
+    confusion: np.ndarray
+
+    def as_dict(self) -> Dict[str, object]:
+        return {
+            "miou": self.miou,
+            "per_class_iou": [None if np.isnan(v) else float(v) for v in self.per_class],
+        }
+
+
+def _check_labels(name: str, value: object, shape: Optional[tuple]) -> Tensor:
+    tensor = check_tensor(name, value, 3, shape_hint="(N, H, W)", floating=False)
+    if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer label tensor, got dtype {tensor.dtype}")
+    if shape is not None and tuple(tensor.shape) != shape:
+        raise ValueError(f"{name} must have the shape of preds {shape}, got {tuple(tensor.shape)}")
+    return tensor
+
+
+class MeanIoU(Metric):
+    """Accumulates the confusion matrix of label maps.
+
+    State: an int64 ``(C, C)`` confusion matrix, rows ground truth, columns prediction.
+
+    Args:
+        num_classes: ``C``, including the background class 0 (LID/VOC: 21).
+        ignore_index: ground-truth label excluded from the evaluation (default 255); ``None``: every label
+            must be a class.
+    """
+
+    def __init__(self, num_classes: int, ignore_index: Optional[int] = IGNORE_INDEX) -> None:
+        super().__init__()
+        self.num_classes = check_int("num_classes", num_classes, 1)
+        self.ignore_index = None if ignore_index is None else check_int("ignore_index", ignore_index, 0)
+        if self.ignore_index is not None and self.ignore_index < self.num_classes:
+            raise ValueError(
+                f"ignore_index must not be a class index (num_classes={num_classes}), got {ignore_index}"
+            )
+        self._add_state("confusion", torch.zeros(num_classes, num_classes, dtype=torch.int64))
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}, ignore_index={self.ignore_index}"
+
+    def update(self, preds: Tensor, targets: Tensor) -> None:
+        """Add a batch.
+
+        Args:
+            preds: ``(N, H, W)`` integer predicted labels in ``[0, C)``.
+            targets: ``(N, H, W)`` integer ground-truth labels in ``[0, C)`` or ``ignore_index``.
+        """
+        preds = _check_labels("preds", preds, None)
+        targets = _check_labels("targets", targets, tuple(preds.shape))
+        pred = preds.detach().cpu().to(torch.int64).flatten()
+        target = targets.detach().cpu().to(torch.int64).flatten()
+        count = self.num_classes
+        if int(pred.min()) < 0 or int(pred.max()) >= count:
+            raise ValueError(
+                f"preds must hold labels in [0, {count - 1}], got values in [{int(pred.min())}, {int(pred.max())}]"
+            )
+        valid = target != self.ignore_index if self.ignore_index is not None else torch.ones_like(target, dtype=torch.bool)
+        bad = valid & ((target < 0) | (target >= count))
+        if bool(bad.any()):
+            allowed = f"[0, {count - 1}]" + (f" or {self.ignore_index}" if self.ignore_index is not None else "")
+            raise ValueError(f"targets must hold labels in {allowed}, got {int(target[bad][0])}")
+        pairs = target[valid] * count + pred[valid]
+        self.confusion += torch.bincount(pairs, minlength=count * count).reshape(count, count)
+
+    def compute(self) -> MeanIoUResult:
+        confusion = self.confusion.numpy()
+        if confusion.sum() == 0:
+            raise ValueError("MeanIoU has no labelled pixels: call update() with non-ignored targets first")
+        true_positive = np.diag(confusion).astype(np.float64)
+        union = confusion.sum(axis=0) + confusion.sum(axis=1) - true_positive
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_class = 100.0 * true_positive / union
+        return MeanIoUResult(miou=float(np.nanmean(per_class)), per_class=per_class, confusion=confusion.copy())
+
+
+def mean_iou(
+    preds: Tensor, targets: Tensor, num_classes: int, ignore_index: Optional[int] = IGNORE_INDEX
+) -> MeanIoUResult:
+    """mIoU of one batch (see :class:`MeanIoU`)."""
+    metric = MeanIoU(num_classes, ignore_index)
+    metric.update(preds, targets)
+    return metric.compute()
