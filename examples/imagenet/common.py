@@ -204,6 +204,28 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def read_mask(path: Path) -> np.ndarray:
+    """A ground-truth mask file as bool ``(H, W)``: True where any channel is non-zero (grey, RGB or palette PNG)."""
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise InputError(f"cannot read mask {str(path)!r} (missing, unreadable or not an image)")
+    return mask != 0 if mask.ndim == 2 else (mask[..., :3] != 0).any(axis=2)
+
+
+def read_label_map(path: Path) -> np.ndarray:
+    """A segmentation ground truth as int64 ``(H, W)`` labels: a single-channel PNG (grey, or palette indices as in
+    PASCAL VOC, read with Pillow so that the indices, not the palette colours, come back)."""
+    from PIL import Image  # a dependency of matplotlib; OpenCV would expand a palette into colours
+
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("P", "L", "I", "I;16"):
+                raise InputError(f"label map {str(path)!r} must be a single-channel or palette PNG, got mode {image.mode}")
+            return np.asarray(image).astype(np.int64)
+    except OSError as error:
+        raise InputError(f"cannot read label map {str(path)!r}: {error}") from None
+
+
 def resize_image(rgb: np.ndarray, size: int, mode: str = "square") -> np.ndarray:
     """Resize uint8 ``(H, W, 3)`` to ``(size, size)`` (``"square"``, the paper's 384x384) or so that its shorter
     side is ``size`` (``"shorter"``, aspect ratio kept, as torchvision's ``Resize(int)``).
