@@ -14,6 +14,7 @@ over ``torch.distributed`` ranks); its state is O(thresholds). Definitions and c
 from ._base import Metric
 from ._common import DEFAULT_INTERVAL, MODES, cam_thresholds
 from .masks import PEAK_IOU_THRESHOLDS, PeakIoU, PeakIoUResult, PxAP, PxAPResult, peak_iou, pxap
+from .metadata import WSOLMetadata, load_mask, read_metadata, resize_boxes
 from .segmentation import IGNORE_INDEX, MeanIoU, MeanIoUResult, mean_iou
 from .localization import (
     DEFAULT_IOU_THRESHOLDS,
@@ -38,6 +39,7 @@ __all__ = [
     "MeanIoU",
     "MeanIoUResult",
     "Metric",
+    "WSOLMetadata",
     "PeakIoU",
     "PeakIoUResult",
     "PxAP",
@@ -45,9 +47,12 @@ __all__ = [
     "box_accuracy",
     "box_iou_curves",
     "cam_thresholds",
+    "load_mask",
     "max_box_acc",
     "max_box_acc_v2",
     "mean_iou",
     "peak_iou",
     "pxap",
+    "read_metadata",
+    "resize_boxes",
 ]
