@@ -204,6 +204,19 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def ground_truth_paths(image_paths: Sequence[Path], image_root: Path, truth_root: Path) -> List[Path]:
+    """The ground truth of each image: ``TRUTH_ROOT/<its path relative to IMAGE_ROOT, with .png>``; all must exist."""
+    _existing_dir("the ground-truth folder", truth_root)
+    paths = [truth_root / path.relative_to(image_root).with_suffix(".png") for path in image_paths]
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise InputError(
+            f"{len(missing)} of {len(paths)} ground-truth masks are missing under {truth_root}: {', '.join(missing[:5])}"
+            + (" ..." if len(missing) > 5 else "")
+        )
+    return paths
+
+
 def read_mask(path: Path) -> np.ndarray:
     """A ground-truth mask file as bool ``(H, W)``: True where any channel is non-zero (grey, RGB or palette PNG)."""
     mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -737,6 +750,13 @@ def evaluation_batches(
             pct=args.pct, crf_params=crf_params, crf_workers=args.crf_workers, dtype=dtype, channels_last=channels_last,
         )
         yield indices.tolist(), maps, classes, logits, list(zip(heights.tolist(), widths.tolist()))
+
+
+def write_png(path: Path, levels: Tensor) -> None:
+    """Write uint8 ``(H, W)`` as a single-channel 8-bit PNG (parent folders created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), levels.cpu().numpy()):
+        raise OSError(f"could not write {path}")
 
 
 def write_json(path: Path, record: Mapping[str, Any]) -> None:

@@ -28,18 +28,17 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-import cv2
 import numpy as np
 import torch
 
 from camfix.metrics import PeakIoU
 from common import (
     DistributedContext,
-    InputError,
     add_evaluation_arguments,
     check_evaluation_arguments,
     close_distributed,
     evaluation_batches,
+    ground_truth_paths,
     init_distributed,
     load_evaluation_model,
     read_image_list,
@@ -48,6 +47,7 @@ from common import (
     setup_logging,
     to_image_size,
     write_json,
+    write_png,
 )
 
 logger = logging.getLogger("camfix.imagenet.evaluate_lid")
@@ -70,23 +70,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
-def mask_paths(image_paths: Sequence[Path], images: Path, masks: Path) -> List[Path]:
-    """``MASKS/<relative path with .png>`` of every image; every one must exist."""
-    paths = [masks / path.relative_to(images).with_suffix(".png") for path in image_paths]
-    missing = [str(path) for path in paths if not path.is_file()]
-    if missing:
-        raise InputError(
-            f"{len(missing)} of {len(paths)} masks are missing under {masks}: {', '.join(missing[:5])}"
-            + (" ..." if len(missing) > 5 else "")
-        )
-    return paths
-
-
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     entries = read_image_list(args.list, args.images, min_labels=1 if args.gt_known else 0)
     images = [path for path, _ in entries]
-    masks = mask_paths(images, args.images, args.masks)
+    masks = ground_truth_paths(images, args.images, args.masks)
     labels = torch.tensor([labels[0] for _, labels in entries]) if args.gt_known else None
     model, fields = load_evaluation_model(args)
     context = init_distributed(args.device)
@@ -118,7 +106,7 @@ def evaluate(
             metric.update(quantized[None].float() / 255, torch.from_numpy(mask)[None])
             if not args.no_maps:
                 picture = quantized if mask.shape == (height, width) else quantize(to_image_size(saliency, height, width))
-                write_grey_png(args.out / "maps" / images[index].relative_to(args.images).with_suffix(".png"), picture)
+                write_png(args.out / "maps" / images[index].relative_to(args.images).with_suffix(".png"), picture)
     result = metric.sync().compute()
     if context.is_main:
         record = {
@@ -134,13 +122,6 @@ def evaluate(
 def quantize(saliency: torch.Tensor) -> torch.Tensor:
     """A map in ``[0, 1]`` as the submission's 8-bit levels: ``round(255 * map)``, uint8."""
     return saliency.mul(255).round().to(torch.uint8)
-
-
-def write_grey_png(path: Path, levels: torch.Tensor) -> None:
-    """Write uint8 ``(H, W)`` as an 8-bit single-channel PNG (parent folders created)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), levels.numpy()):
-        raise OSError(f"could not write {path}")
 
 
 def plot_iou_curve(levels: np.ndarray, curve: np.ndarray, path: Path) -> None:
