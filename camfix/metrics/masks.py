@@ -118,7 +118,8 @@ class PeakIoU(Metric):
 
     Args:
         thresholds: strictly increasing thresholds in ``[0, 1]``; default :data:`PEAK_IOU_THRESHOLDS` (the 256
-            levels of an 8-bit map; pass 8-bit maps as ``q / 255``, which is exact).
+            levels of an 8-bit map; pass 8-bit maps as ``q.double() / 255``: then ``map > k / 255`` is exactly
+            ``q > k``, which float32 rounding would not guarantee).
         reduction: ``"dataset"`` (default): ``sum of intersections / sum of unions`` per threshold;
             ``"image"``: mean over images of each image's IoU (every mask must then have a foreground pixel).
     """
