@@ -3,6 +3,7 @@ the evaluations (one process == two ranks), bad input, and the shared helpers ag
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -37,14 +38,49 @@ def _write_image(path: Path, rng: np.random.Generator, height: int, width: int) 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny ImageNet: ``train/<wnid>/*.JPEG`` (3 classes x 4 images of random sizes)."""
+    """A tiny ImageNet and its evaluation sets, images of random sizes:
+
+    - ``train/<wnid>/*.JPEG``: 3 classes x 4 images;
+    - ``val/*.JPEG`` (5 images) with ``val.txt`` (``path class``), object masks ``val_mask/*.png`` (LID Track 3),
+      label maps ``val_labels/*.png`` (Track 1: the object has label class + 1, a 255 border row is ignored) and
+      ``metadata/`` in the reference evaluator's format (one or two boxes per image).
+    """
     root = tmp_path_factory.mktemp("imagenet")
     rng = np.random.default_rng(0)
     for name in CLASSES:
         for index in range(IMAGES_PER_CLASS):
             height, width = (int(v) for v in rng.integers(36, 72, 2))
             _write_image(root / "train" / name / f"{name}_{index}.JPEG", rng, height, width)
+    lines, ids, labels, sizes, boxes = [], [], [], [], []
+    for index in range(5):
+        height, width = (int(v) for v in rng.integers(36, 72, 2))
+        name = f"ILSVRC2012_val_{index:08d}.JPEG"
+        _write_image(root / "val" / name, rng, height, width)
+        label = index % len(CLASSES)
+        x0, y0, x1, y1 = width // 5, height // 4, 3 * width // 4, 4 * height // 5
+        mask = np.zeros((height, width), np.uint8)
+        mask[y0 : y1 + 1, x0 : x1 + 1] = 255
+        _write_mask(root / "val_mask" / Path(name).with_suffix(".png"), mask)
+        label_map = np.where(mask > 0, label + 1, 0).astype(np.uint8)
+        label_map[0] = 255
+        _write_mask(root / "val_labels" / Path(name).with_suffix(".png"), label_map)
+        lines.append(f"{name} {label}")
+        ids.append(f"val/{name}")
+        labels.append(f"val/{name},{label}")
+        sizes.append(f"val/{name},{width},{height}")
+        boxes.append(f"val/{name},{x0},{y0},{x1},{y1}")
+        if index % 2:
+            boxes.append(f"val/{name},0,0,{width // 3},{height // 3}")
+    (root / "val.txt").write_text("\n".join(lines) + "\n")
+    (root / "metadata").mkdir()
+    for file_name, records in (("image_ids", ids), ("class_labels", labels), ("image_sizes", sizes), ("localization", boxes)):
+        (root / "metadata" / f"{file_name}.txt").write_text("\n".join(records) + "\n")
     return root
+
+
+def _write_mask(path: Path, mask: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), mask)
 
 
 def run_script(script: str, *args: str, ranks: int = 0) -> subprocess.CompletedProcess:
@@ -256,5 +292,155 @@ def test_save_atomic_keeps_the_old_file_on_failure(tmp_path: Path, monkeypatch: 
 
 
 def test_help() -> None:
-    for script in ("train.py",):
+    for script in ("train.py", "evaluate_lid.py", "evaluate_wsol.py", "evaluate_wsss.py"):
         assert "torchrun" in run_ok(script, "--help").stdout
+
+
+# ----------------------------------------------------------------------------------------------- evaluation
+
+
+def lid_args(data: Path, checkpoint: Path, out: Path) -> List[str]:
+    return ["--images", str(data / "val"), "--list", str(data / "val.txt"), "--masks", str(data / "val_mask"),
+            "--checkpoint", str(checkpoint), "--out", str(out), "--size", "48", "--batch-size", "2", "--workers", "0"]
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def reference_peak_iou_curve(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> np.ndarray:
+    """Dataset Peak IoU curve from the definition, in float64 loops: for t = 0..255, foreground = map > t,
+    intersections and unions summed over the images, IoU in percent."""
+    curve = np.zeros(256)
+    for t in range(256):
+        intersection = union = 0
+        for levels, mask in zip(maps, masks):
+            predicted = levels.astype(np.int64) > t
+            intersection += int(np.logical_and(predicted, mask).sum())
+            union += int(np.logical_or(predicted, mask).sum())
+        curve[t] = 100.0 * intersection / union
+    return curve
+
+
+@pytest.fixture(scope="module")
+def lid_one_process(data: Path, trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("lid1")
+    run_ok("evaluate_lid.py", *lid_args(data, trained / "last.pth", out), "--crf", "--crf-workers", "1")
+    return out
+
+
+def test_evaluate_lid_maps_and_peak_iou(data: Path, lid_one_process: Path) -> None:
+    """The submission PNGs are 8-bit, one channel, at each image's size; the reported curve and Peak IoU are those
+    of these PNGs against the masks, computed here from the definition."""
+    metrics = read_json(lid_one_process / "metrics.json")
+    maps, masks = [], []
+    for line in (data / "val.txt").read_text().split("\n")[:-1]:
+        name = Path(line.split()[0]).with_suffix(".png")
+        levels = cv2.imread(str(lid_one_process / "maps" / name), cv2.IMREAD_UNCHANGED)
+        image = cv2.imread(str(data / "val" / line.split()[0]))
+        assert levels.dtype == np.uint8 and levels.shape == image.shape[:2]
+        maps.append(levels)
+        masks.append(cv2.imread(str(data / "val_mask" / name), cv2.IMREAD_GRAYSCALE) > 0)
+    curve = reference_peak_iou_curve(maps, masks)
+    np.testing.assert_allclose(metrics["iou_curve"], curve, rtol=0, atol=1e-9)
+    assert metrics["peak_iou"] == pytest.approx(curve.max(), abs=1e-9)
+    assert metrics["peak_threshold"] == pytest.approx(int(np.argmax(curve)) / 255)
+    assert metrics["num_images"] == 5 and metrics["crf"] and metrics["nwc"] and metrics["pct"] == 98.0
+    assert metrics["arch"] == "seresnet_small" and metrics["pool"] == "tap"  # read from the checkpoint
+    assert (lid_one_process / "iou_curve.png").is_file()
+
+
+def test_evaluate_lid_two_ranks_equal_one_process(data: Path, trained: Path, lid_one_process: Path, tmp_path: Path) -> None:
+    run_ok("evaluate_lid.py", *lid_args(data, trained / "last.pth", tmp_path), "--crf", "--crf-workers", "1", ranks=2)
+    one, two = read_json(lid_one_process / "metrics.json"), read_json(tmp_path / "metrics.json")
+    assert one == two
+    for png in (lid_one_process / "maps").iterdir():
+        assert np.array_equal(cv2.imread(str(png), cv2.IMREAD_UNCHANGED), cv2.imread(str(tmp_path / "maps" / png.name), cv2.IMREAD_UNCHANGED))
+
+
+def wsol_args(data: Path, checkpoint: Path, out: Path) -> List[str]:
+    return ["--metadata", str(data / "metadata"), "--images", str(data), "--checkpoint", str(checkpoint),
+            "--out", str(out), "--size", "48", "--batch-size", "2", "--workers", "0"]
+
+
+def test_evaluate_wsol_two_ranks_equal_one_process(data: Path, trained: Path, tmp_path: Path) -> None:
+    run_ok("evaluate_wsol.py", *wsol_args(data, trained / "last.pth", tmp_path / "one"))
+    run_ok("evaluate_wsol.py", *wsol_args(data, trained / "last.pth", tmp_path / "two"), ranks=2)
+    one, two = read_json(tmp_path / "one" / "metrics.json"), read_json(tmp_path / "two" / "metrics.json")
+    assert one == two
+    assert one["num_images"] == 5 and one["mode"] == "reference"
+    assert set(one["max_box_acc_v2_by_iou"]) == {"30", "50", "70"}
+    assert one["max_box_acc_v2"] == pytest.approx(np.mean(list(one["max_box_acc_v2_by_iou"].values())))
+    assert one["gt_known_loc"] == one["max_box_acc_by_iou"]["50"]
+    assert 0 <= one["top1_loc"] <= min(one["gt_known_loc"], one["top1_cls"])
+    for value in (one["max_box_acc_v2"], one["top1_cls"]):  # multiples of 100 / 5 images (v2: of their mean)
+        assert 0 <= value <= 100
+
+
+def test_track1_train_on_single_class_and_evaluate_wsss(data: Path, tmp_path: Path) -> None:
+    """Track 1: train on one class per image from a multi-label list, segment with the CRF, score by mIoU
+    (1 process == 2 ranks); the label PNGs hold only background and the predicted class's label."""
+    multi = [f"{line} {(int(line.split()[1]) + 1) % len(CLASSES)}" if i % 2 else line
+             for i, line in enumerate((data / "val.txt").read_text().split("\n")[:-1])]
+    (tmp_path / "multi.txt").write_text("\n".join(multi) + "\n")
+    run_ok("train.py", "--train-list", str(tmp_path / "multi.txt"), "--image-root", str(data / "val"),
+           "--out", str(tmp_path / "run"), "--epochs", "1", *TINY)
+    common_args = ["--images", str(data / "val"), "--list", str(data / "val.txt"), "--labels", str(data / "val_labels"),
+                   "--checkpoint", str(tmp_path / "run" / "last.pth"), "--size", "48", "--batch-size", "2",
+                   "--workers", "0", "--crf", "--crf-workers", "1"]
+    run_ok("evaluate_wsss.py", *common_args, "--out", str(tmp_path / "one"))
+    run_ok("evaluate_wsss.py", *common_args, "--out", str(tmp_path / "two"), ranks=2)
+    one, two = read_json(tmp_path / "one" / "metrics.json"), read_json(tmp_path / "two" / "metrics.json")
+    assert one == two and len(one["per_class_iou"]) == len(CLASSES) + 1
+    for png in (tmp_path / "one" / "segmentations").iterdir():
+        labels = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+        assert labels.dtype == np.uint8 and labels.ndim == 2 and len(set(np.unique(labels)) - {0}) <= 1
+        assert labels.max() <= len(CLASSES)
+
+
+def test_evaluate_missing_masks(data: Path, trained: Path, tmp_path: Path) -> None:
+    (tmp_path / "val.txt").write_text((data / "val.txt").read_text() + "")
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    (masks / "ILSVRC2012_val_00000000.png").write_bytes((data / "val_mask" / "ILSVRC2012_val_00000000.png").read_bytes())
+    args = lid_args(data, trained / "last.pth", tmp_path / "out")
+    args[args.index("--masks") + 1] = str(masks)
+    message = run_fails("evaluate_lid.py", *args)
+    assert "4 of 5 ground-truth masks are missing" in message and "ILSVRC2012_val_00000001.png" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_list_naming_missing_images(data: Path, trained: Path, tmp_path: Path) -> None:
+    (tmp_path / "val.txt").write_text((data / "val.txt").read_text() + "nowhere.JPEG 1\n")
+    args = lid_args(data, trained / "last.pth", tmp_path / "out")
+    args[args.index("--list") + 1] = str(tmp_path / "val.txt")
+    message = run_fails("evaluate_lid.py", *args)
+    assert "1 image(s) named in" in message and "nowhere.JPEG" in message
+
+
+def test_evaluate_checkpoint_of_another_architecture(data: Path, trained: Path, tmp_path: Path) -> None:
+    from camfix.models import resnet50
+
+    message = run_fails("evaluate_wsol.py", *wsol_args(data, trained / "last.pth", tmp_path), "--arch", "resnet50")
+    assert "--arch 'resnet50' but the checkpoint was trained with 'seresnet_small'" in message
+    torch.save(resnet50(num_classes=3).state_dict(), tmp_path / "resnet50.pth")  # a plain state_dict records nothing
+    message = run_fails("evaluate_wsol.py", *wsol_args(data, tmp_path / "resnet50.pth", tmp_path), "--arch", "seresnet_small",
+                        "--num-classes", "3")
+    assert "does not fit --arch seresnet_small with 3 classes" in message and "missing keys" in message
+    (tmp_path / "truncated.pth").write_bytes((trained / "last.pth").read_bytes()[:1000])
+    message = run_fails("evaluate_wsol.py", *wsol_args(data, tmp_path / "truncated.pth", tmp_path))
+    assert "cannot load the checkpoint" in message
+
+
+def test_percentile_normalize_against_numpy() -> None:
+    """PaS as a map transform: map / numpy.percentile(map, pct), clipped to 1; pct 100 keeps min-max maps."""
+    maps = torch.rand(3, 7, 9, dtype=torch.float64)
+    maps = (maps - maps.amin((1, 2), keepdim=True)) / (maps.amax((1, 2), keepdim=True) - maps.amin((1, 2), keepdim=True))
+    maps[2] = 0  # a map whose percentile is 0 stays as it is
+    for pct in (50.0, 90.0, 98.0, 100.0):
+        result = common.percentile_normalize(maps, pct)
+        for index in range(3):
+            reference = np.percentile(maps[index].numpy(), pct)
+            expected = np.minimum(maps[index].numpy() / reference, 1.0) if reference > 0 else maps[index].numpy()
+            np.testing.assert_allclose(result[index].numpy(), expected, rtol=1e-12, atol=0)
+    assert torch.equal(common.percentile_normalize(maps, 100.0), maps)

@@ -103,7 +103,8 @@ def evaluate(
                 logger.warning("mask %s is %dx%d but its image %dx%d: the map is resized to the mask for the metric",
                                masks[index], *mask.shape, height, width)
             quantized = quantize(to_image_size(saliency, *mask.shape))
-            metric.update(quantized[None].float() / 255, torch.from_numpy(mask)[None])
+            # float64: q / 255 equals the metric's threshold k / 255 exactly at q == k (float32 would round across it).
+            metric.update(quantized[None].double() / 255, torch.from_numpy(mask)[None])
             if not args.no_maps:
                 picture = quantized if mask.shape == (height, width) else quantize(to_image_size(saliency, height, width))
                 write_png(args.out / "maps" / images[index].relative_to(args.images).with_suffix(".png"), picture)
