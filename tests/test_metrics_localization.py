@@ -191,7 +191,8 @@ def test_largest_contour_ties_go_to_the_one_opencv_lists_first(path) -> None:
     score[0:2, 4:6] = 1.0
     score[4:6, 0:2] = 1.0
     lower = torch.tensor([[0, 4, 1, 5]])
-    assert box_iou_curves(torch.tensor(score)[None], lower, [0.5]).single.tolist() == [[iou((0, 4, 2, 6), (0, 4, 1, 5))]]
+    single = box_iou_curves(torch.tensor(score)[None], lower, [0.5]).single
+    assert single.tolist() == [[iou((0, 4, 2, 6), (0, 4, 1, 5))]]
     # Continuous: equal pixel counts, the first in raster order (the upper one) wins.
     upper = torch.tensor([[4, 0, 5, 1]])
     assert box_iou_curves(torch.tensor(score)[None], upper, [0.5], mode="continuous").single.tolist() == [[1.0]]

@@ -199,7 +199,9 @@ def test_pxap_reference_mode_is_the_reference_formula_bit_for_bit(levels) -> Non
 def test_pxap_continuous_mode_equals_the_definition(levels) -> None:
     maps, masks, ignore = make_data(4, batch=3, levels=levels)
     thresholds = cam_thresholds(0.1)
-    result = pxap(torch.tensor(maps), torch.tensor(masks), torch.tensor(ignore), thresholds=thresholds, mode="continuous")
+    result = pxap(
+        torch.tensor(maps), torch.tensor(masks), torch.tensor(ignore), thresholds=thresholds, mode="continuous"
+    )
     assert result.pxap == pytest.approx(slow_pxap(maps, masks, ignore, thresholds, False), abs=1e-9)
 
 

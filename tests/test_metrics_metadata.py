@@ -34,7 +34,11 @@ def test_real_box_metadata() -> None:
     assert ilsvrc.class_labels[first[0]] == 65
     cub = read_metadata(METADATA / "CUB" / "test")
     assert len(cub.image_ids) == 5794
-    assert [cub.boxes[i].tolist() for i in cub.image_ids[:3]] == [[[60, 27, 385, 331]], [[14, 112, 402, 298]], [[33, 53, 284, 448]]]
+    assert [cub.boxes[i].tolist() for i in cub.image_ids[:3]] == [
+        [[60, 27, 385, 331]],
+        [[14, 112, 402, 298]],
+        [[33, 53, 284, 448]],
+    ]
     assert [cub.image_sizes[i] for i in cub.image_ids[:3]] == [(500, 335), (500, 347), (500, 470)]
     # Inclusive boxes: some reach the last column or row of their image, none beyond (checked on reading).
     assert any(box[2] == cub.image_sizes[i][0] - 1 for i in cub.image_ids for box in cub.boxes[i])
@@ -147,8 +151,8 @@ def make_box_dataset(root: Path, count: int = 5):
 def test_evaluate_box_dataset_end_to_end(tmp_path: Path, capsys) -> None:
     ids, boxes, maps = make_box_dataset(tmp_path)
     out = tmp_path / "result.json"
-    argv = ["evaluate", "--scoremaps", str(tmp_path / "maps"), "--metadata", str(tmp_path / "meta"),
-            "--predictions", str(tmp_path / "pred.txt"), "--json", str(out), "--batch-size", "2", "--no-progress"]  # fmt: skip
+    argv = ["evaluate", "--scoremaps", str(tmp_path / "maps"), "--metadata", str(tmp_path / "meta"), "--no-progress",
+            "--predictions", str(tmp_path / "pred.txt"), "--json", str(out), "--batch-size", "2"]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
     results = json.loads(out.read_text())["results"]

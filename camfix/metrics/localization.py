@@ -225,7 +225,9 @@ def _check_iou_thresholds(iou_thresholds: object) -> Tuple[int, ...]:
     if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 100 for v in iou_thresholds):
         raise ValueError(f"iou_thresholds must be ints in (0, 100] (percent), got {iou_thresholds!r}")
     if 50 not in iou_thresholds:
-        raise ValueError(f"iou_thresholds must contain 50 (MaxBoxAcc and GT-known loc use IoU 0.5), got {iou_thresholds!r}")
+        raise ValueError(
+            f"iou_thresholds must contain 50 (MaxBoxAcc and GT-known loc use IoU 0.5), got {iou_thresholds!r}"
+        )
     if len(set(iou_thresholds)) != len(iou_thresholds):
         raise ValueError(f"iou_thresholds must be distinct, got {iou_thresholds!r}")
     return tuple(iou_thresholds)

@@ -114,7 +114,9 @@ def read_metadata(folder: PathLike) -> WSOLMetadata:
             boxes.setdefault(image_id, []).append(_integers(localization_file, number, parts[1:]))
         elif image_id in mask_paths:
             if parts[2]:
-                raise ValueError(f"{localization_file}:{number}: only an image's first mask line may name an ignore mask")
+                raise ValueError(
+                    f"{localization_file}:{number}: only an image's first mask line may name an ignore mask"
+                )
             mask_paths[image_id].append(parts[1])
         else:
             mask_paths[image_id] = [parts[1]]

@@ -94,7 +94,10 @@ class MeanIoU(Metric):
             raise ValueError(
                 f"preds must hold labels in [0, {count - 1}], got values in [{int(pred.min())}, {int(pred.max())}]"
             )
-        valid = target != self.ignore_index if self.ignore_index is not None else torch.ones_like(target, dtype=torch.bool)
+        if self.ignore_index is None:
+            valid = torch.ones_like(target, dtype=torch.bool)
+        else:
+            valid = target != self.ignore_index
         bad = valid & ((target < 0) | (target >= count))
         if bool(bad.any()):
             allowed = f"[0, {count - 1}]" + (f" or {self.ignore_index}" if self.ignore_index is not None else "")
