@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence
 
 import cv2
 import numpy as np
@@ -179,7 +179,7 @@ def test_resume_refuses_another_run(data: Path, trained: Path, tmp_path: Path) -
 
 def test_train_missing_data_folder(tmp_path: Path) -> None:
     message = run_fails("train.py", "--train-dir", str(tmp_path / "missing"), "--out", str(tmp_path / "out"), *TINY)
-    assert "must be an existing folder" in message and "missing" in message
+    assert "--train-dir must be an existing folder" in message and "missing" in message
     assert not (tmp_path / "out" / "last.pth").exists()
 
 

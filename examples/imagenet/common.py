@@ -46,25 +46,45 @@ from camfix.thresholds import DEFAULT_PCT
 __all__ = [
     "ARCHITECTURES",
     "IMG_EXTENSIONS",
+    "MODEL_DEFAULTS",
+    "MODEL_FIELDS",
     "DistributedContext",
     "EpochSampler",
     "EvalImages",
     "InputError",
     "TrainImages",
+    "add_evaluation_arguments",
+    "amp_dtype",
     "build_model",
+    "check_evaluation_arguments",
+    "check_state_dict_fits",
+    "close_distributed",
+    "evaluation_batches",
     "find_classes",
+    "ground_truth_paths",
     "image_folder_samples",
     "init_distributed",
+    "load_checkpoint",
+    "load_evaluation_model",
     "load_model_weights",
+    "model_fields",
     "model_state_dict",
     "normalize_batch",
+    "percentile_normalize",
     "read_image_list",
+    "read_label_map",
+    "read_mask",
     "read_rgb",
     "resize_image",
+    "resolve_model_fields",
     "run_main",
+    "saliency_maps",
     "save_atomic",
     "setup_logging",
     "shard_indices",
+    "to_image_size",
+    "write_json",
+    "write_png",
 ]
 
 logger = logging.getLogger("camfix.imagenet")
@@ -105,34 +125,38 @@ def run_main(main: Callable[[], None]) -> None:
 
 
 def _existing_dir(name: str, path: Path) -> Path:
+    """``path`` if it is a folder, else an :class:`InputError` naming the argument ``name``."""
     if not path.is_dir():
         raise InputError(f"{name} must be an existing folder, got {str(path)!r} ({'a file' if path.exists() else 'missing'})")
     return path
 
 
 def _existing_file(name: str, path: Path) -> Path:
+    """``path`` if it is a file, else an :class:`InputError` naming the argument ``name``."""
     if not path.is_file():
         raise InputError(f"{name} must be an existing file, got {str(path)!r} ({'a folder' if path.exists() else 'missing'})")
     return path
 
 
-def find_classes(root: Path) -> Tuple[List[str], Dict[str, int]]:
-    """Class names (the sub-folders of ``root``, sorted) and ``class_to_idx``, as torchvision's ``find_classes``."""
-    _existing_dir("the image folder", root)
+def find_classes(root: Path, argument: str = "the image folder") -> Tuple[List[str], Dict[str, int]]:
+    """Class names (the sub-folders of ``root``, sorted) and ``class_to_idx``, as torchvision's ``find_classes``;
+    ``argument`` names ``root`` in error messages (e.g. ``"--train-dir"``)."""
+    _existing_dir(argument, root)
     classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
     if not classes:
-        raise InputError(f"the image folder {str(root)!r} has no class sub-folders (expected ROOT/<class>/<image>)")
+        raise InputError(f"{argument} {str(root)!r} has no class sub-folders (expected <class>/<image> inside it)")
     return classes, {name: index for index, name in enumerate(classes)}
 
 
-def image_folder_samples(root: Path) -> Tuple[List[Tuple[Path, int]], List[str]]:
+def image_folder_samples(root: Path, argument: str = "the image folder") -> Tuple[List[Tuple[Path, int]], List[str]]:
     """``(path, class_index)`` of every image under ``root/<class>/`` and the class names, as ``ImageFolder``.
 
     Same order as ``torchvision.datasets.folder.make_dataset``: classes sorted, then ``os.walk`` (following links)
     with sorted folders and sorted file names; a file is an image when its lower-cased name ends with one of
-    :data:`IMG_EXTENSIONS`. A class folder without images is an error, as in torchvision.
+    :data:`IMG_EXTENSIONS`. A class folder without images is an error, as in torchvision. ``argument`` names
+    ``root`` in error messages.
     """
-    classes, class_to_idx = find_classes(root)
+    classes, class_to_idx = find_classes(root, argument)
     samples: List[Tuple[Path, int]] = []
     empty: List[str] = []
     for name in classes:
@@ -151,13 +175,16 @@ def image_folder_samples(root: Path) -> Tuple[List[Tuple[Path, int]], List[str]]
     return samples, classes
 
 
-def read_image_list(list_file: Path, image_root: Path, min_labels: int = 0) -> List[Tuple[Path, List[int]]]:
+def read_image_list(
+    list_file: Path, image_root: Path, min_labels: int = 0, arguments: Tuple[str, str] = ("the image list", "the image root")
+) -> List[Tuple[Path, List[int]]]:
     """Read an image list: one image per line, ``relative/path.JPEG [label ...]``, whitespace separated.
 
     Args:
         list_file: the list; empty lines and lines starting with ``#`` are skipped.
         image_root: the folder the paths are relative to; every listed image must exist.
         min_labels: how many integer labels each line must have at least (0 for a plain image list).
+        arguments: the command-line names of ``list_file`` and ``image_root``, for error messages.
 
     Returns:
         ``(absolute path, labels)`` per line, in file order.
@@ -165,8 +192,8 @@ def read_image_list(list_file: Path, image_root: Path, min_labels: int = 0) -> L
     Raises:
         InputError: a missing file or folder, a malformed line, a listed image that does not exist.
     """
-    _existing_file("the image list", list_file)
-    _existing_dir("the image root", image_root)
+    _existing_file(arguments[0], list_file)
+    _existing_dir(arguments[1], image_root)
     entries: List[Tuple[Path, List[int]]] = []
     missing: List[str] = []
     for number, line in enumerate(list_file.read_text().splitlines(), start=1):
@@ -204,9 +231,10 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def ground_truth_paths(image_paths: Sequence[Path], image_root: Path, truth_root: Path) -> List[Path]:
-    """The ground truth of each image: ``TRUTH_ROOT/<its path relative to IMAGE_ROOT, with .png>``; all must exist."""
-    _existing_dir("the ground-truth folder", truth_root)
+def ground_truth_paths(image_paths: Sequence[Path], image_root: Path, truth_root: Path, argument: str) -> List[Path]:
+    """The ground truth of each image: ``TRUTH_ROOT/<its path relative to IMAGE_ROOT, with .png>``; all must exist.
+    ``argument`` names ``truth_root`` in error messages."""
+    _existing_dir(argument, truth_root)
     paths = [truth_root / path.relative_to(image_root).with_suffix(".png") for path in image_paths]
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:

@@ -72,9 +72,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
-    entries = read_image_list(args.list, args.images, min_labels=1 if args.gt_known else 0)
+    entries = read_image_list(args.list, args.images, min_labels=1 if args.gt_known else 0, arguments=("--list", "--images"))
     images = [path for path, _ in entries]
-    masks = ground_truth_paths(images, args.images, args.masks)
+    masks = ground_truth_paths(images, args.images, args.masks, "--masks")
     labels = torch.tensor([labels[0] for _, labels in entries]) if args.gt_known else None
     model, fields = load_evaluation_model(args)
     context = init_distributed(args.device)

@@ -78,8 +78,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
-    images = [path for path, _ in read_image_list(args.list, args.images)]
-    truths = ground_truth_paths(images, args.images, args.labels)
+    images = [path for path, _ in read_image_list(args.list, args.images, arguments=("--list", "--images"))]
+    truths = ground_truth_paths(images, args.images, args.labels, "--labels")
     model, fields = load_evaluation_model(args)
     num_labels = fields["num_classes"] + args.label_offset
     if num_labels > IGNORE_INDEX:

@@ -180,8 +180,8 @@ def select_single_class(label_sets: Sequence[Sequence[int]], rule: str) -> List[
 def training_samples(args: argparse.Namespace) -> Tuple[List[Tuple[Path, int]], List[str]]:
     """``(path, label)`` pairs and class names from ``--train-dir`` (ImageFolder) or ``--train-list`` (Track 1)."""
     if args.train_dir is not None:
-        return image_folder_samples(args.train_dir)
-    entries = read_image_list(args.train_list, args.image_root, min_labels=1)
+        return image_folder_samples(args.train_dir, "--train-dir")
+    entries = read_image_list(args.train_list, args.image_root, min_labels=1, arguments=("--train-list", "--image-root"))
     labels = select_single_class([entry_labels for _, entry_labels in entries], args.single_class)
     largest = max(max(entry_labels) for _, entry_labels in entries)
     num_classes = largest + 1 if args.num_classes is None else args.num_classes
