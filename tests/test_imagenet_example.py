@@ -444,3 +444,36 @@ def test_percentile_normalize_against_numpy() -> None:
             expected = np.minimum(maps[index].numpy() / reference, 1.0) if reference > 0 else maps[index].numpy()
             np.testing.assert_allclose(result[index].numpy(), expected, rtol=1e-12, atol=0)
     assert torch.equal(common.percentile_normalize(maps, 100.0), maps)
+
+
+def test_saliency_maps_against_float64_pipeline() -> None:
+    """CAM of the top-1 class with NWC (positive weights only), bicubic to the image size, min-max, then divided by
+    the 98th percentile and clipped: recomputed here in float64 from the model's features and classifier."""
+    model = common.build_model("seresnet_small", 3, "tap", 0.05).eval()
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    maps, classes, logits = common.saliency_maps(
+        model, images, None, clamp_negative=True, pct=98.0, crf_params=None, crf_workers=None, dtype=None,
+        channels_last=False,
+    )
+    with torch.no_grad():
+        inputs = common.normalize_batch(images)
+        features = model.forward_features(inputs).double()
+        expected_logits = model(inputs)
+    weight = model.fc.weight.detach().double()
+    assert torch.equal(classes, expected_logits.argmax(1))
+    torch.testing.assert_close(logits, expected_logits)
+    for n in range(2):
+        k = int(classes[n])
+        raw = sum(max(float(weight[k, c]), 0.0) * features[n, c] for c in range(features.shape[1]))
+        resized = torch.nn.functional.interpolate(raw[None, None], size=(32, 32), mode="bicubic", align_corners=False)[0, 0]
+        normalized = ((resized - resized.min()) / (resized.max() - resized.min())).numpy()
+        expected = np.minimum(normalized / np.percentile(normalized, 98), 1.0)
+        np.testing.assert_allclose(maps[n].numpy(), expected, rtol=0, atol=1e-4)
+
+    # The autocast path (bf16 forward pass, float32 maps) stays close to the float32 one.
+    half, half_classes, _ = common.saliency_maps(
+        model, images, classes, clamp_negative=True, pct=98.0, crf_params=None, crf_workers=None,
+        dtype=torch.bfloat16, channels_last=True,
+    )
+    assert half.dtype == torch.float32 and torch.equal(half_classes, classes)
+    assert float((half - maps).abs().mean()) < 0.05

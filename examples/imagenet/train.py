@@ -30,6 +30,7 @@ import logging
 import math
 import random
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -280,6 +281,16 @@ def check_resumable(checkpoint: Mapping[str, Any], args: argparse.Namespace, fie
 # --------------------------------------------------------------------------------------------------- training
 
 
+@dataclass(frozen=True)
+class EpochStats:
+    """One epoch over every rank: mean loss, top-1 training accuracy in [0, 1], and throughput in images per
+    second of all ranks together, timed from the end of the first step (which includes warm-up) to the end."""
+
+    loss: float
+    accuracy: float
+    images_per_second: float
+
+
 def train_epoch(
     model: nn.Module,
     loader: DataLoader,
@@ -292,11 +303,13 @@ def train_epoch(
     channels_last: bool,
     label_smoothing: float,
     description: str,
-) -> Tuple[float, float]:
-    """One epoch of ``steps`` optimiser steps; returns the mean loss and top-1 accuracy over every rank's images."""
+) -> EpochStats:
+    """One epoch of ``steps`` optimiser steps on this rank's share of the data."""
     model.train()
     totals = torch.zeros(3, dtype=torch.float64, device=context.device)  # loss sum, correct, images
     progress = tqdm(total=steps, desc=description, unit="step", disable=not context.is_main, dynamic_ncols=True, file=sys.stderr)
+    started = time.perf_counter()
+    timed_images = 0
     for step, (images, labels) in enumerate(loader):
         if step == steps:
             break
@@ -314,16 +327,24 @@ def train_epoch(
             totals[0] += loss.detach() * labels.numel()
             totals[1] += (logits.argmax(1) == labels).sum()
             totals[2] += labels.numel()
+        if step == 0:
+            if context.device.type == "cuda":
+                torch.cuda.synchronize(context.device)
+            started = time.perf_counter()
+        else:
+            timed_images += labels.numel()
         progress.update(1)
         if context.is_main and (step % 20 == 0 or step == steps - 1):
             progress.set_postfix(loss=f"{loss.item():.4f}", lr=f"{scheduler.get_last_lr()[0]:.4g}")
     progress.close()
     if context.distributed:
         dist.all_reduce(totals)
-    loss_sum, correct, count = totals.tolist()
+    loss_sum, correct, count = totals.tolist()  # waits for the device, so the time below is complete
+    elapsed = time.perf_counter() - started
     if not math.isfinite(loss_sum):
         raise FloatingPointError(f"{description}: the loss is not finite ({loss_sum}); lower --base-lr or use --amp bf16 instead of fp16")
-    return loss_sum / count, correct / count
+    throughput = context.world_size * timed_images / elapsed if timed_images else math.nan
+    return EpochStats(loss_sum / count, correct / count, throughput)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -421,11 +442,14 @@ def _train(
 
     for epoch in range(start_epoch, args.epochs):
         sampler.set_epoch(epoch)
-        loss, accuracy = train_epoch(
+        stats = train_epoch(
             network, loader, steps, optimizer, scheduler, scaler, context, dtype, channels_last, args.label_smoothing,
             f"epoch {epoch + 1}/{args.epochs}",
         )
-        logger.info("epoch %d/%d: loss %.4f, train top-1 %.4f, lr %.4g", epoch + 1, args.epochs, loss, accuracy, scheduler.get_last_lr()[0])
+        logger.info(
+            "epoch %d/%d: loss %.4f, train top-1 %.4f, lr %.4g, %.1f images/s", epoch + 1, args.epochs, stats.loss,
+            stats.accuracy, scheduler.get_last_lr()[0], stats.images_per_second,
+        )
         rng_states = context.all_gather_object(rng_state(context.device))
         if context.is_main:
             state = {
