@@ -35,7 +35,7 @@
 enum { OK = 0, ERR_ALLOC = -1, ERR_ARGS = -2 };
 
 typedef struct {
-    int32_t parent, x0, y0, x1, y1, first, area2, euler4, size, record, stamp, exterior;
+    int32_t x0, y0, x1, y1, first, area2, euler4, size, record, stamp, exterior;
 } Slot;
 
 typedef struct {
@@ -44,6 +44,7 @@ typedef struct {
 
 typedef struct {
     Slot *slots;
+    int32_t *parent; /* union-find over slots, apart from the attributes: finds touch only this array */
     Record *records;
     int32_t *dirty;
     int32_t n_slots, n_records, n_dirty, capacity;
@@ -87,10 +88,10 @@ static void build_tables(void) {
     tables_ready = 1;
 }
 
-static inline int32_t find_root(Slot *slots, int32_t s) {
-    while (slots[s].parent != s) {
-        int32_t grand = slots[slots[s].parent].parent;
-        slots[s].parent = grand;
+static inline int32_t find_root(int32_t *parent, int32_t s) {
+    while (parent[s] != s) {
+        const int32_t grand = parent[parent[s]];
+        parent[s] = grand;
         s = grand;
     }
     return s;
@@ -104,11 +105,13 @@ static int reserve(Sweep *sw, int32_t count) {
     while (capacity < need) capacity *= 2;
     Slot *slots = (Slot *)realloc(sw->slots, sizeof(Slot) * (size_t)capacity);
     if (slots) sw->slots = slots;
+    int32_t *parent = (int32_t *)realloc(sw->parent, sizeof(int32_t) * (size_t)capacity);
+    if (parent) sw->parent = parent;
     Record *records = (Record *)realloc(sw->records, sizeof(Record) * (size_t)capacity);
     if (records) sw->records = records;
     int32_t *dirty = (int32_t *)realloc(sw->dirty, sizeof(int32_t) * (size_t)capacity);
     if (dirty) sw->dirty = dirty;
-    if (!slots || !records || !dirty) return ERR_ALLOC;
+    if (!slots || !parent || !records || !dirty) return ERR_ALLOC;
     sw->capacity = (int32_t)capacity;
     return OK;
 }
@@ -125,10 +128,11 @@ static inline void touch(Sweep *sw, int32_t s, int32_t key) {
     }
 }
 
-static inline int32_t unite(Slot *slots, int32_t a, int32_t b) {
+static inline int32_t unite(Sweep *sw, int32_t a, int32_t b) {
+    Slot *slots = sw->slots;
     if (slots[a].size < slots[b].size) { int32_t t = a; a = b; b = t; }
     Slot *w = &slots[a], *l = &slots[b];
-    l->parent = a;
+    sw->parent[b] = a;
     if (l->x0 < w->x0) w->x0 = l->x0;
     if (l->y0 < w->y0) w->y0 = l->y0;
     if (l->x1 > w->x1) w->x1 = l->x1;
@@ -155,11 +159,15 @@ static int sweep(const uint16_t *keys, int32_t pw, int32_t ph, int32_t max_key, 
     int32_t *start = (int32_t *)calloc((size_t)max_key + 2, sizeof(int32_t));
     sw->capacity = 1024;
     sw->slots = (Slot *)malloc(sizeof(Slot) * (size_t)sw->capacity);
+    sw->parent = (int32_t *)malloc(sizeof(int32_t) * (size_t)sw->capacity);
     sw->records = (Record *)malloc(sizeof(Record) * (size_t)sw->capacity);
     sw->dirty = (int32_t *)malloc(sizeof(int32_t) * (size_t)sw->capacity);
     sw->n_slots = sw->n_records = sw->n_dirty = 0;
     int status = OK;
-    if (!lab || !order || !start || !sw->slots || !sw->records || !sw->dirty) { status = ERR_ALLOC; goto done; }
+    if (!lab || !order || !start || !sw->slots || !sw->parent || !sw->records || !sw->dirty) {
+        status = ERR_ALLOC;
+        goto done;
+    }
     /* Counting sort by key, descending; stable, so pixels of one key stay in raster order. */
     for (int32_t p = 0; p < n; ++p) start[keys[p]]++;
     int32_t position = 0;
@@ -169,7 +177,8 @@ static int sweep(const uint16_t *keys, int32_t pw, int32_t ph, int32_t max_key, 
     /* start[m] now is the end of key m. */
     for (int32_t p = 0; p < n; ++p) lab[p] = -1;
     if (exterior) {
-        sw->slots[sw->n_slots++] = (Slot){0, 0, 0, pw - 1, ph - 1, 0, 0, 0, n, -1, -1, 1};
+        sw->parent[0] = 0;
+        sw->slots[sw->n_slots++] = (Slot){0, 0, pw - 1, ph - 1, 0, 0, 0, n, -1, -1, 1};
         for (int32_t x = 0; x < pw; ++x) { lab[x] = 0; lab[(ph - 1) * pw + x] = 0; }
         for (int32_t y = 0; y < ph; ++y) { lab[y * pw] = 0; lab[y * pw + pw - 1] = 0; }
     }
@@ -195,19 +204,23 @@ static int sweep(const uint16_t *keys, int32_t pw, int32_t ph, int32_t max_key, 
             }
             int32_t cur = -1, last = -1;
             for (unsigned bits = mask; bits; bits &= bits - 1) {
-                const int32_t l = labels[__builtin_ctz(bits)];
+                const int d = __builtin_ctz(bits);
+                const int32_t l = labels[d];
                 if (l == last) continue;
                 last = l;
-                const int32_t r = find_root(sw->slots, l);
+                const int32_t r = find_root(sw->parent, l);
+                /* Relabel the neighbour with its root: the next pixel reading it skips the find. */
+                if (r != l) lab[p + off[d]] = r;
                 if (r == cur) continue;
                 touch(sw, r, m);
-                cur = (cur < 0) ? r : unite(sw->slots, cur, r);
+                cur = (cur < 0) ? r : unite(sw, cur, r);
             }
             /* p + 0.5 keeps exact multiples of pw away from the rounding edge. */
             const int32_t y = (int32_t)((p + 0.5) * inv_pw), x = p - y * pw;
             if (cur < 0) {
                 cur = sw->n_slots++;
-                sw->slots[cur] = (Slot){cur, x, y, x, y, p, 0, 0, 0, -1, -1, 0};
+                sw->parent[cur] = cur;
+                sw->slots[cur] = (Slot){x, y, x, y, p, 0, 0, 0, -1, -1, 0};
                 touch(sw, cur, m);
             }
             lab[p] = cur;
@@ -226,7 +239,7 @@ static int sweep(const uint16_t *keys, int32_t pw, int32_t ph, int32_t max_key, 
         for (int32_t i = 0; i < sw->n_dirty; ++i) {
             const int32_t d = sw->dirty[i];
             Slot *s = &sw->slots[d];
-            if (s->parent != d || s->exterior) continue;
+            if (sw->parent[d] != d || s->exterior) continue;
             s->record = sw->n_records;
             sw->records[sw->n_records++] =
                 (Record){s->x0, s->y0, s->x1, s->y1, s->first, s->area2, s->euler4, s->size, m, 1};
@@ -239,8 +252,8 @@ done:
 }
 
 static void sweep_free(Sweep *sw) {
-    free(sw->slots); free(sw->records); free(sw->dirty);
-    sw->slots = NULL; sw->records = NULL; sw->dirty = NULL;
+    free(sw->slots); free(sw->parent); free(sw->records); free(sw->dirty);
+    sw->slots = NULL; sw->parent = NULL; sw->records = NULL; sw->dirty = NULL;
 }
 
 /* IoU with the inclusive (+1) pixel convention, best over the ground-truth boxes. */
@@ -286,11 +299,18 @@ int camfix_threshold_box_ious(const int32_t *levels, int32_t height, int32_t wid
 
     Sweep fg = {0}, bg = {0};
     int status = sweep(keys, pw, ph, n_levels, 1, 0, &fg);
-    if (status == OK && reference && want_multi) {
+    /* Holes matter only up to the highest threshold where some component has one (Euler number < 1). */
+    int32_t top_holed = -1;
+    for (int32_t r = 0; r < fg.n_records; ++r)
+        if (fg.records[r].euler4 < 4 && fg.records[r].key_hi - 1 > top_holed) top_holed = fg.records[r].key_hi - 1;
+    if (status == OK && reference && want_multi && top_holed >= 0) {
         /* Background at threshold j is level <= j: key n_levels - level turns the ascending order into the
-         * sweep's descending one (pixels at level n_levels are never background and get key 0). */
+         * sweep's descending one. Pixels above top_holed (and at level n_levels, never background) get key 0. */
         for (int32_t y = 1; y < ph - 1; ++y)
-            for (int32_t x = 1; x < pw - 1; ++x) keys[y * pw + x] = (uint16_t)(n_levels - keys[y * pw + x]);
+            for (int32_t x = 1; x < pw - 1; ++x) {
+                const int32_t level = keys[y * pw + x];
+                keys[y * pw + x] = (uint16_t)(level <= top_holed ? n_levels - level : 0);
+            }
         status = sweep(keys, pw, ph, n_levels, 0, 1, &bg);
     }
     free(keys);
@@ -367,7 +387,8 @@ int camfix_threshold_box_ious(const int32_t *levels, int32_t height, int32_t wid
             const int64_t x1 = (rec->x1 + 1 < width - 1) ? rec->x1 + 1 : width - 1;
             const int64_t y1 = (rec->y1 + 1 < height - 1) ? rec->y1 + 1 : height - 1;
             const double iou = best_iou(x0, y0, x1, y1, gt, n_gt);
-            for (int32_t j = n_levels - rec->key_hi; j <= n_levels - rec->key_lo; ++j)
+            const int32_t last = n_levels - rec->key_lo < top_holed ? n_levels - rec->key_lo : top_holed;
+            for (int32_t j = n_levels - rec->key_hi; j <= last; ++j)
                 if (iou > iou_multi[j]) iou_multi[j] = iou;
         }
         for (int32_t j = 0; j < n_levels; ++j) if (iou_multi[j] < 0) iou_multi[j] = empty_iou;
