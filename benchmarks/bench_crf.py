@@ -10,8 +10,9 @@ refined with the default parameters (10 mean-field iterations):
 - ``threads``: ``refine_saliency`` on each image from a thread pool of ``--workers`` threads;
 - ``pool``: ``refine_saliency_batch(..., workers=N)``, processes (fork, pool start-up included).
 
-Prints the median milliseconds per image over ``--repeats`` interleaved runs, the speed-up over the baseline and
-the load average (other processes on the machine slow the pool first). Needs pydensecrf (``pip install "camfix[crf]"``).
+Prints the median milliseconds per image over ``--repeats`` interleaved runs, the speed-up over the baseline, and
+for the pool the cores it actually got (CPU seconds of this process and its workers / wall seconds): other
+processes busy on the machine leave it fewer than ``workers`` cores, which the load average shows too. Needs pydensecrf (``pip install "camfix[crf]"``).
 """
 
 from __future__ import annotations
@@ -19,19 +20,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import List, Tuple
+from typing import Callable, List, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import median_seconds  # noqa: E402
-
-from camfix.crf import DenseCRFParams, load_pydensecrf, refine_saliency, refine_saliency_batch  # noqa: E402
+from camfix.crf import DenseCRFParams, load_pydensecrf, refine_saliency, refine_saliency_batch
 
 
 def synthetic_batch(batch: int, size: int, seed: int = 0) -> Tuple[np.ndarray, torch.Tensor]:
@@ -57,6 +54,16 @@ def synthetic_batch(batch: int, size: int, seed: int = 0) -> Tuple[np.ndarray, t
     return np.stack(images), (coarse - low) / (high - low)
 
 
+def wall_and_cpu_seconds(fn: Callable[[], object]) -> Tuple[float, float]:
+    """Wall-clock and CPU seconds (this process and its finished children) of one call of ``fn``."""
+    start_wall, start = time.perf_counter(), os.times()
+    fn()
+    end_wall, end = time.perf_counter(), os.times()
+    cpu = sum(getattr(end, field) - getattr(start, field) for field in ("user", "system", "children_user",
+                                                                       "children_system"))
+    return end_wall - start_wall, cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[224, 336])
@@ -71,7 +78,7 @@ def main() -> None:
     print(f"usable CPUs {cpus}, workers {workers}, batch {args.batch}, {params.iterations} iterations, "
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"{'size':>6s} {'1 worker ms/img':>16s} {'threads ms/img':>15s} {'speed-up':>9s} "
-          f"{'pool ms/img':>12s} {'speed-up':>9s}")
+          f"{'pool ms/img':>12s} {'speed-up':>9s} {'pool cores used':>16s}")
     for size in args.sizes:
         images, saliency = synthetic_batch(args.batch, size)
         reference = refine_saliency_batch(images, saliency, params, workers=1)
@@ -88,13 +95,17 @@ def main() -> None:
             lambda: refine_saliency_batch(images, saliency, params, workers=workers),
         )
         # Interleaved, so that the load of other processes on the machine hits the three variants alike.
-        times: List[List[float]] = [[], [], []]
+        wall: List[List[float]] = [[], [], []]
+        pool_cores: List[float] = []
         for _ in range(args.repeats):
-            for variant, variant_times in zip(variants, times):
-                variant_times.append(median_seconds(variant, 1, warmup=0) / args.batch)
-        single_s, thread_s, pool_s = (statistics.median(variant_times) for variant_times in times)
+            for index, variant in enumerate(variants):
+                wall_s, cpu_s = wall_and_cpu_seconds(variant)
+                wall[index].append(wall_s / args.batch)
+            pool_cores.append(cpu_s / wall_s)
+        single_s, thread_s, pool_s = (statistics.median(times) for times in wall)
         print(f"{size:>6d} {single_s * 1e3:>16.1f} {thread_s * 1e3:>15.1f} {single_s / thread_s:>8.2f}x "
-              f"{pool_s * 1e3:>12.1f} {single_s / pool_s:>8.2f}x")
+              f"{pool_s * 1e3:>12.1f} {single_s / pool_s:>8.2f}x {statistics.median(pool_cores):>16.2f}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
