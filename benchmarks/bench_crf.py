@@ -12,7 +12,8 @@ refined with the default parameters (10 mean-field iterations):
 
 Prints the median milliseconds per image over ``--repeats`` interleaved runs, the speed-up over the baseline, and
 for the pool the cores it actually got (CPU seconds of this process and its workers / wall seconds): other
-processes busy on the machine leave it fewer than ``workers`` cores, which the load average shows too. Needs pydensecrf (``pip install "camfix[crf]"``).
+processes busy on the machine leave it fewer than ``workers`` cores, which the load average shows too.
+Needs pydensecrf (``pip install "camfix[crf]"``).
 """
 
 from __future__ import annotations

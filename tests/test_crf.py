@@ -122,7 +122,9 @@ def scene(height: int, width: int, seed: int) -> Tuple[np.ndarray, np.ndarray]:
     return np.clip(image, 0, 255).astype(np.uint8), labels
 
 
-def coarse_probs(labels: np.ndarray, num_classes: int, factor: int = 8, shift: Tuple[int, int] = (4, 5)) -> torch.Tensor:
+def coarse_probs(
+    labels: np.ndarray, num_classes: int, factor: int = 8, shift: Tuple[int, int] = (4, 5)
+) -> torch.Tensor:
     """What a CAM gives: the one-hot truth shifted, pooled to 1/factor resolution, blurred and upsampled
     bilinearly. Every step is a convex combination, so the result (K, H, W) still sums to 1 over K."""
     one_hot = F.one_hot(torch.from_numpy(labels), num_classes).permute(2, 0, 1)[None].double()
@@ -276,18 +278,21 @@ def test_output_is_deterministic() -> None:
 @needs_pydensecrf
 @pytest.mark.parametrize("workers", [None, 1, 2, 7])
 def test_batches_keep_order_and_match_single_images(workers: int) -> None:
-    scenes = [scene(24, 32, seed) for seed in range(5)]
-    images = np.stack([image for image, _ in scenes])
-    saliency = torch.stack(
-        [coarse_probs((labels == 1).astype(np.int64), 2, factor=4, shift=(seed, 2))[1] for seed, (_, labels) in
-         enumerate(scenes)]
-    ).float()
+    images_list, saliency_list, probs_list = [], [], []
+    for index in range(5):
+        image, labels = scene(24, 32, seed=index)
+        images_list.append(image)
+        # A different shift per image, so that a batch returned out of order would not match.
+        saliency_list.append(coarse_probs((labels == 1).astype(np.int64), 2, factor=4, shift=(index, 2))[1])
+        probs_list.append(coarse_probs(labels, 3, factor=4, shift=(index, 1)))
+    images, saliency, probs = np.stack(images_list), torch.stack(saliency_list).float(), torch.stack(probs_list)
+
     batch = refine_saliency_batch(images, saliency, workers=workers)
     singles = torch.stack([refine_saliency(image, map_) for image, map_ in zip(images, saliency)])
     assert torch.equal(batch, singles)
-    assert torch.equal(batch, refine_saliency_batch(torch.from_numpy(images).permute(0, 3, 1, 2), saliency, workers=2))
+    images_nchw = torch.from_numpy(images).permute(0, 3, 1, 2)
+    assert torch.equal(batch, refine_saliency_batch(images_nchw, saliency, workers=2))
 
-    probs = torch.stack([coarse_probs(labels, 3, factor=4, shift=(seed, 1)) for seed, (_, labels) in enumerate(scenes)])
     refined, labels = refine_labels_batch(images, probs, workers=workers)
     for index, image in enumerate(images):
         single_refined, single_labels = refine_labels(image, probs[index])
