@@ -243,15 +243,13 @@ def _refine_all(
     images: np.ndarray, probs: np.ndarray, params: Optional[DenseCRFParams], workers: Optional[int]
 ) -> np.ndarray:
     """Refine ``probs (N, K, H, W)`` with ``images (N, H, W, 3)``, ``workers`` processes; results stay in order."""
-    load_pydensecrf()
     if params is None:
         params = DenseCRFParams()
     elif not isinstance(params, DenseCRFParams):
         raise TypeError(f"params must be a DenseCRFParams or None, got {type(params).__name__}")
     count = images.shape[0]
-    if workers is None:
-        workers = min(count, _available_cpus())
-    workers = min(check_int("workers", workers, 1), count)
+    workers = min(count, _available_cpus()) if workers is None else min(check_int("workers", workers, 1), count)
+    load_pydensecrf()
     # pydensecrf's inference holds the GIL (it has no nogil sections), so threads would run one at a time.
     if workers == 1:
         refined: List[np.ndarray] = [_dense_crf_numpy(image, prob, params) for image, prob in zip(images, probs)]
