@@ -224,10 +224,9 @@ def _check_sizes(image_name: str, images: np.ndarray, map_name: str, maps: Tenso
         )
 
 
-def _available_cpus() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -248,7 +247,7 @@ def _refine_all(
     elif not isinstance(params, DenseCRFParams):
         raise TypeError(f"params must be a DenseCRFParams or None, got {type(params).__name__}")
     count = images.shape[0]
-    workers = min(count, _available_cpus()) if workers is None else min(check_int("workers", workers, 1), count)
+    workers = min(count, _usable_cpus()) if workers is None else min(check_int("workers", workers, 1), count)
     load_pydensecrf()
     # pydensecrf's inference holds the GIL (it has no nogil sections), so threads would run one at a time.
     if workers == 1:
