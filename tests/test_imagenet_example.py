@@ -21,6 +21,9 @@ EXAMPLE = ROOT / "examples" / "imagenet"
 sys.path.insert(0, str(EXAMPLE))
 
 import common  # noqa: E402  (examples/imagenet/common.py)
+import evaluate_lid  # noqa: E402
+import evaluate_wsol  # noqa: E402
+import evaluate_wsss  # noqa: E402
 import train  # noqa: E402  (examples/imagenet/train.py)
 
 pytestmark = pytest.mark.slow
@@ -172,9 +175,10 @@ def test_resume_refuses_another_run(data: Path, trained: Path, tmp_path: Path) -
     message = run_fails("train.py", "--train-dir", str(data / "train"), "--out", str(tmp_path), "--epochs", "3",
                         "--resume", str(trained / "last.pth"), *TINY)
     assert "different run" in message and "epochs: checkpoint 2, command line 3" in message
-    message = run_fails("train.py", "--train-dir", str(data / "train"), "--out", str(tmp_path), "--epochs", "2",
-                        "--resume", str(trained / "last.pth"), *TINY, "--arch", "resnet50")
-    assert "arch: checkpoint 'seresnet_small', command line 'resnet50'" in message
+    with pytest.raises(common.InputError, match="arch: checkpoint 'seresnet_small', command line 'resnet50'"):
+        train.main(["--train-dir", str(data / "train"), "--out", str(tmp_path), "--epochs", "2",
+                    "--resume", str(trained / "last.pth"), *TINY, "--arch", "resnet50"])
+    assert not (tmp_path / "last.pth").exists()
 
 
 def test_train_missing_data_folder(tmp_path: Path) -> None:
@@ -291,9 +295,12 @@ def test_save_atomic_keeps_the_old_file_on_failure(tmp_path: Path, monkeypatch: 
     assert [p.name for p in tmp_path.iterdir()] == ["last.pth"]
 
 
-def test_help() -> None:
-    for script in ("train.py", "evaluate_lid.py", "evaluate_wsol.py", "evaluate_wsss.py"):
-        assert "torchrun" in run_ok(script, "--help").stdout
+def test_help(capsys: pytest.CaptureFixture) -> None:
+    assert "torchrun" in run_ok("train.py", "--help").stdout  # the real command line, once
+    for module in (evaluate_lid, evaluate_wsol, evaluate_wsss):
+        with pytest.raises(SystemExit) as exit_info:
+            module.parse_args(["--help"])
+        assert exit_info.value.code == 0 and "torchrun" in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------------------------- evaluation
@@ -424,12 +431,12 @@ def test_evaluate_checkpoint_of_another_architecture(data: Path, trained: Path, 
     message = run_fails("evaluate_wsol.py", *wsol_args(data, trained / "last.pth", tmp_path), "--arch", "resnet50")
     assert "--arch 'resnet50' but the checkpoint was trained with 'seresnet_small'" in message
     torch.save(resnet50(num_classes=3).state_dict(), tmp_path / "resnet50.pth")  # a plain state_dict records nothing
-    message = run_fails("evaluate_wsol.py", *wsol_args(data, tmp_path / "resnet50.pth", tmp_path), "--arch", "seresnet_small",
-                        "--num-classes", "3")
-    assert "does not fit --arch seresnet_small with 3 classes" in message and "missing keys" in message
+    with pytest.raises(common.InputError, match="does not fit --arch seresnet_small with 3 classes.*missing keys"):
+        evaluate_wsol.main([*wsol_args(data, tmp_path / "resnet50.pth", tmp_path), "--arch", "seresnet_small", "--num-classes", "3"])
     (tmp_path / "truncated.pth").write_bytes((trained / "last.pth").read_bytes()[:1000])
-    message = run_fails("evaluate_wsol.py", *wsol_args(data, tmp_path / "truncated.pth", tmp_path))
-    assert "cannot load the checkpoint" in message
+    with pytest.raises(common.InputError, match="cannot load the checkpoint"):
+        evaluate_wsol.main(wsol_args(data, tmp_path / "truncated.pth", tmp_path))
+    assert not (tmp_path / "metrics.json").exists()
 
 
 def test_percentile_normalize_against_numpy() -> None:

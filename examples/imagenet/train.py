@@ -357,6 +357,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     elif args.resume is not None:
         resume_path = Path(args.resume)
     checkpoint = load_checkpoint(resume_path) if resume_path is not None else None
+    if checkpoint is not None:
+        check_resumable(checkpoint, args, model_fields(args.arch, len(classes), args.pool, args.theta_tap), resume_path)
     if args.pretrained is not None and not args.pretrained.is_file():
         raise InputError(f"--pretrained must be an existing checkpoint file, got {str(args.pretrained)!r}")
 
@@ -415,8 +417,6 @@ def _train(
 
     start_epoch = 0
     if checkpoint is not None:
-        assert resume_path is not None
-        check_resumable(checkpoint, args, fields, resume_path)
         model.load_state_dict(model_state_dict(checkpoint), strict=True)
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
