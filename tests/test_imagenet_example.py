@@ -207,6 +207,12 @@ def test_pretrained_timm_and_torchvision(data: Path, tmp_path: Path) -> None:
     assert missing and all(".se." in key or key.startswith("fc.") for key in missing)
     assert torch.equal(model.state_dict()["layer1.0.conv1.weight"], trunk["layer1.0.conv1.weight"])
 
+    # Fine-tuning from it, end to end: the log names the keys that keep their initialisation.
+    run_ok("train.py", "--train-dir", str(data / "train"), "--out", str(tmp_path / "run"), "--epochs", "1",
+           "--pretrained", str(tmp_path / "torchvision.pth"), "--pretrained-format", "torchvision", *TINY)
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert f"{len(missing)} key(s) keep their initialisation: layer1.0.se.fc1.weight" in log
+
 
 # ------------------------------------------------------------------------------------------ shared helpers
 
@@ -413,7 +419,7 @@ def test_evaluate_missing_masks(data: Path, trained: Path, tmp_path: Path) -> No
     args = lid_args(data, trained / "last.pth", tmp_path / "out")
     args[args.index("--masks") + 1] = str(masks)
     message = run_fails("evaluate_lid.py", *args)
-    assert "4 of 5 ground-truth masks are missing" in message and "ILSVRC2012_val_00000001.png" in message
+    assert "4 of 5 ground-truth files are missing" in message and "ILSVRC2012_val_00000001.png" in message
     assert not (tmp_path / "out").exists()
 
 

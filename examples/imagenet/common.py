@@ -239,7 +239,7 @@ def ground_truth_paths(image_paths: Sequence[Path], image_root: Path, truth_root
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:
         raise InputError(
-            f"{len(missing)} of {len(paths)} ground-truth masks are missing under {truth_root}: {', '.join(missing[:5])}"
+            f"{len(missing)} of {len(paths)} ground-truth files are missing under {truth_root}: {', '.join(missing[:5])}"
             + (" ..." if len(missing) > 5 else "")
         )
     return paths
@@ -289,6 +289,7 @@ def resize_image(rgb: np.ndarray, size: int, mode: str = "square") -> np.ndarray
 
 
 def _to_chw(rgb: np.ndarray) -> Tensor:
+    """uint8 ``(H, W, 3)`` (possibly a strided view: a crop or a flip) -> contiguous uint8 tensor ``(3, H, W)``."""
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
 
 
@@ -413,9 +414,11 @@ class DistributedContext:
 
     @property
     def distributed(self) -> bool:
+        """More than one process, joined in a ``torch.distributed`` process group."""
         return self.world_size > 1
 
     def barrier(self) -> None:
+        """Wait for every rank (nothing to wait for in a single process)."""
         if self.distributed:
             dist.barrier()
 
@@ -460,6 +463,7 @@ def init_distributed(device: str) -> DistributedContext:
 
 
 def close_distributed(context: DistributedContext) -> None:
+    """Leave the process group that :func:`init_distributed` joined, if any."""
     if context.distributed:
         dist.destroy_process_group()
 
@@ -523,9 +527,10 @@ def save_atomic(obj: Any, path: Path) -> None:
         raise
 
 
-def load_checkpoint(path: Path) -> Mapping[str, Any]:
-    """Load a checkpoint file on the CPU with ``weights_only=True`` (tensors, numbers, strings, containers)."""
-    _existing_file("the checkpoint", path)
+def load_checkpoint(path: Path, argument: str = "the checkpoint") -> Mapping[str, Any]:
+    """Load a checkpoint file on the CPU with ``weights_only=True`` (tensors, numbers, strings, containers);
+    ``argument`` names it in error messages (e.g. ``"--resume"``)."""
+    _existing_file(argument, path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a truncated, foreign or non-torch file
@@ -663,7 +668,7 @@ def amp_dtype(amp: str, device: torch.device) -> Optional[torch.dtype]:
 
 def load_evaluation_model(args: argparse.Namespace) -> Tuple[nn.Module, Dict[str, Any]]:
     """The trained classifier on the CPU in eval mode, and its :data:`MODEL_FIELDS`."""
-    checkpoint = load_checkpoint(args.checkpoint)
+    checkpoint = load_checkpoint(args.checkpoint, "--checkpoint")
     requested = {"arch": args.arch, "num_classes": args.num_classes, "pool": args.pool, "theta_tap": args.theta_tap}
     fields = resolve_model_fields(checkpoint, requested)
     model = build_model(fields["arch"], fields["num_classes"], fields["pool"], fields["theta_tap"] or 0.0)

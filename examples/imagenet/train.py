@@ -219,7 +219,7 @@ class LearningRateSchedule:
 def load_pretrained(model: nn.Module, path: Path, fmt: str, arch: str) -> List[str]:
     """Initialise ``model`` from a timm (``fmt="timm"``) or torchvision ResNet checkpoint; return the keys left at
     their initialisation (``fc.*`` when the class count differs; the SE keys for a torchvision trunk)."""
-    state = model_state_dict(load_checkpoint(path))
+    state = model_state_dict(load_checkpoint(path, "--pretrained"))
     expected = model.state_dict()
     head_fits = all(key in state and state[key].shape == expected[key].shape for key in CLASSIFIER_KEYS)
     if fmt == "torchvision":
@@ -349,23 +349,32 @@ def train_epoch(
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
-    # Every input is checked before joining the process group, so that a bad path fails on every rank at once.
+    # Every input is checked before joining the process group, so that bad input fails on every rank at once.
     samples, classes = training_samples(args)
+    fields = model_fields(args.arch, len(classes), args.pool, args.theta_tap)
     resume_path: Optional[Path] = None
     if args.resume == "auto":
         resume_path = args.out / "last.pth" if (args.out / "last.pth").is_file() else None
     elif args.resume is not None:
         resume_path = Path(args.resume)
-    checkpoint = load_checkpoint(resume_path) if resume_path is not None else None
+    checkpoint = load_checkpoint(resume_path, "--resume") if resume_path is not None else None
     if checkpoint is not None:
-        check_resumable(checkpoint, args, model_fields(args.arch, len(classes), args.pool, args.theta_tap), resume_path)
-    if args.pretrained is not None and not args.pretrained.is_file():
-        raise InputError(f"--pretrained must be an existing checkpoint file, got {str(args.pretrained)!r}")
+        check_resumable(checkpoint, args, fields, resume_path)
+    torch.manual_seed(args.seed)
+    model = build_model(args.arch, len(classes), args.pool, args.theta_tap)
+    initialised: Optional[List[str]] = None  # keys a --pretrained checkpoint did not fill
+    if checkpoint is None and args.pretrained is not None:
+        initialised = load_pretrained(model, args.pretrained, args.pretrained_format, args.arch)
 
     context = init_distributed(args.device)
     try:
         setup_logging(context, args.out / "train.log")
-        _train(args, context, samples, classes, checkpoint, resume_path)
+        if initialised is not None:
+            logger.info("initialised from %s (%s); %d key(s) keep their initialisation%s", args.pretrained,
+                        args.pretrained_format, len(initialised), f": {', '.join(initialised[:8])}" if initialised else "")
+        elif args.pretrained is not None:
+            logger.info("resuming from %s: --pretrained %s is not used", resume_path, args.pretrained)
+        _train(args, context, model, fields, samples, classes, checkpoint, resume_path)
     finally:
         close_distributed(context)
 
@@ -373,20 +382,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 def _train(
     args: argparse.Namespace,
     context: DistributedContext,
+    model: nn.Module,
+    fields: Dict[str, Any],
     samples: List[Tuple[Path, int]],
     classes: List[str],
     checkpoint: Optional[Mapping[str, Any]],
     resume_path: Optional[Path],
 ) -> None:
-    fields = model_fields(args.arch, len(classes), args.pool, args.theta_tap)
     logger.info("%d training images, %d classes, %d process(es) on %s", len(samples), len(classes), context.world_size, context.device)
-
-    torch.manual_seed(args.seed)
-    model = build_model(args.arch, len(classes), args.pool, args.theta_tap)
-    if checkpoint is None and args.pretrained is not None:
-        left = load_pretrained(model, args.pretrained, args.pretrained_format, args.arch)
-        logger.info("initialised from %s (%s); %d key(s) keep their initialisation%s", args.pretrained, args.pretrained_format,
-                    len(left), f": {', '.join(left[:8])}{' ...' if len(left) > 8 else ''}" if left else "")
     channels_last = context.device.type == "cuda" and not args.no_channels_last
     model.to(context.device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     dtype = amp_dtype(args.amp, context.device)
