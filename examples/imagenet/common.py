@@ -626,7 +626,8 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     maps.add_argument("--pct", type=float, default=DEFAULT_PCT,
                       help="PaS percentile: maps are divided by their PCT-th percentile and clipped to 1 (paper 98; 100: off)")
     maps.add_argument("--crf", action="store_true", help="refine every map with a dense CRF (camfix[crf])")
-    maps.add_argument("--crf-workers", type=int, default=None, help="CRF processes per rank (default: one per CPU)")
+    maps.add_argument("--crf-workers", type=int, default=None,
+                      help="CRF processes per rank (default: the node's CPUs shared among its torchrun processes)")
     run = parser.add_argument_group("run")
     run.add_argument("--out", type=Path, required=True, help="output folder: metrics.json and the maps")
     run.add_argument("--batch-size", type=int, default=32, help="images per rank per forward pass")
@@ -774,13 +775,15 @@ def evaluation_batches(
     channels_last = context.device.type == "cuda"
     model.to(context.device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     crf_params = DenseCRFParams() if args.crf else None
+    # Ranks on one node share its CPUs; torchrun says how many ranks there are per node.
+    crf_workers = args.crf_workers or max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     dataset = Subset(EvalImages(paths, args.size), shard_indices(len(paths), context.rank, context.world_size))
     loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers, pin_memory=context.device.type == "cuda")
     for images, indices, heights, widths in tqdm(loader, desc=description, unit="batch", disable=not context.is_main, dynamic_ncols=True):
         batch_labels = None if labels is None else labels[indices].to(context.device)
         maps, classes, logits = saliency_maps(
             model, images.to(context.device, non_blocking=True), batch_labels, clamp_negative=not args.no_nwc,
-            pct=args.pct, crf_params=crf_params, crf_workers=args.crf_workers, dtype=dtype, channels_last=channels_last,
+            pct=args.pct, crf_params=crf_params, crf_workers=crf_workers, dtype=dtype, channels_last=channels_last,
         )
         yield indices.tolist(), maps, classes, logits, list(zip(heights.tolist(), widths.tolist()))
 

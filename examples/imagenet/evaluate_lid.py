@@ -34,6 +34,7 @@ import torch
 from camfix.metrics import PeakIoU
 from common import (
     DistributedContext,
+    InputError,
     add_evaluation_arguments,
     check_evaluation_arguments,
     close_distributed,
@@ -77,6 +78,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     masks = ground_truth_paths(images, args.images, args.masks, "--masks")
     labels = torch.tensor([labels[0] for _, labels in entries]) if args.gt_known else None
     model, fields = load_evaluation_model(args)
+    if labels is not None and int(labels.max()) >= fields["num_classes"]:
+        raise InputError(f"{args.list} has class {int(labels.max())}, but the model has {fields['num_classes']} classes")
     context = init_distributed(args.device)
     try:
         setup_logging(context, args.out / "evaluate_lid.log")
