@@ -151,7 +151,7 @@ def full(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     for interval in args.intervals:
         metric = metrics.BoxAccuracy(metrics.cam_thresholds(interval))
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall = cpu = 0.0  # the evaluation only: generating the maps is not timed
         ids = metadata.image_ids
         for start in range(0, len(ids), 100):
             batch = ids[start : start + 100]
@@ -160,9 +160,9 @@ def full(args: argparse.Namespace) -> None:
                 torch.from_numpy(metrics.resize_boxes(metadata.boxes[i], metadata.image_sizes[i], (args.size,) * 2))
                 for i in batch
             ]
-            metric.update(maps, gt)
+            _, batch_wall, batch_cpu = timed(lambda: metric.update(maps, gt))
+            wall, cpu = wall + batch_wall, cpu + batch_cpu
         result = metric.compute()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         print(f"interval {interval:g}: {wall:.1f} s wall, {cpu:.1f} s cpu, {len(ids) / wall:.0f} images/s; "
               f"MaxBoxAcc {result.max_box_acc:.2f}, MaxBoxAccV2 {result.max_box_acc_v2:.2f}; "

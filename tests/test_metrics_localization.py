@@ -419,6 +419,8 @@ def test_bad_input_raises_clear_errors() -> None:
         box_iou_curves(maps, boxes[:1])
     with pytest.raises(TypeError, match=r"boxes\[0\] must be an integer tensor"):
         box_iou_curves(maps, [torch.zeros(1, 4, dtype=torch.bool)] * 2)
+    with pytest.raises(TypeError, match=r"boxes\[0\] must be an integer tensor, got dtype torch.float32"):
+        box_iou_curves(maps, boxes.float())
     with pytest.raises(ValueError, match="mode must be one of"):
         box_iou_curves(maps, boxes, mode="exact")
     with pytest.raises(ValueError, match="thresholds must be strictly increasing"):

@@ -23,8 +23,8 @@ BoxesLike = Union[Tensor, Sequence[Tensor]]
 def cam_thresholds(interval: float = DEFAULT_INTERVAL) -> np.ndarray:
     """The reference evaluator's CAM thresholds ``numpy.arange(0, 1, interval)``, float64, ascending.
 
-    Exactly the values of ``list(np.arange(0, 1, cam_curve_interval))`` in clovaai/wsolevaluation (so, e.g., the
-    30th of ``interval=0.01`` is ``0.29000000000000004``, not ``0.29``; the reference mode depends on that).
+    Exactly the values of ``list(np.arange(0, 1, cam_curve_interval))`` in clovaai/wsolevaluation (so, e.g.,
+    element 35 of ``interval=0.01`` is ``0.35000000000000003``, not ``0.35``; the reference mode depends on that).
 
     Args:
         interval: step in ``(0, 1]``; the reference's command line uses 0.01, its config 0.001.
@@ -96,7 +96,7 @@ def check_boxes(name: str, boxes: object, batch: int, size: Tuple[int, int]) -> 
     for index, image_boxes in enumerate(per_image):
         label = f"{name}[{index}]"
         check_tensor(label, image_boxes, 2, shape_hint="(M, 4)", floating=False, allow_empty=True)
-        if image_boxes.is_complex() or image_boxes.dtype == torch.bool:
+        if image_boxes.is_floating_point() or image_boxes.is_complex() or image_boxes.dtype == torch.bool:
             raise TypeError(f"{label} must be an integer tensor, got dtype {image_boxes.dtype}")
         if image_boxes.shape[-1] != 4 or image_boxes.shape[0] == 0:
             raise ValueError(

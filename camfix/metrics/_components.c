@@ -56,7 +56,6 @@ typedef struct {
 static const int WINDOW_BITS[4][3] = {{0, 1, 3}, {2, 1, 4}, {5, 3, 6}, {7, 4, 6}};
 static int8_t AREA2_GAIN[256];
 static int8_t EULER4_GAIN[256];
-static int tables_ready = 0;
 
 static int window_area2(int count) { return count == 4 ? 2 : (count == 3 ? 1 : 0); }
 
@@ -67,7 +66,8 @@ static int window_euler4(int count, int diagonal_pair) {
     return 0;
 }
 
-static void build_tables(void) {
+/* Fills the gain tables; the loader calls it once, before any sweep. */
+void camfix_init(void) {
     for (int mask = 0; mask < 256; ++mask) {
         int area2 = 0, euler4 = 0;
         for (int w = 0; w < 4; ++w) {
@@ -85,7 +85,6 @@ static void build_tables(void) {
         AREA2_GAIN[mask] = (int8_t)area2;
         EULER4_GAIN[mask] = (int8_t)euler4;
     }
-    tables_ready = 1;
 }
 
 static inline int32_t find_root(int32_t *parent, int32_t s) {
@@ -172,7 +171,6 @@ static int sweep(const uint16_t *keys, int32_t pw, int32_t ph, int32_t max_key, 
     for (int32_t p = 0; p < n; ++p) start[keys[p]]++;
     int32_t position = 0;
     for (int32_t m = max_key; m >= 1; --m) { int32_t c = start[m]; start[m] = position; position += c; }
-    const int32_t total = position;
     for (int32_t p = 0; p < n; ++p) if (keys[p] > 0) order[start[keys[p]]++] = p;
     /* start[m] now is the end of key m. */
     for (int32_t p = 0; p < n; ++p) lab[p] = -1;
@@ -188,7 +186,6 @@ static int sweep(const uint16_t *keys, int32_t pw, int32_t ph, int32_t max_key, 
     const int32_t *off = eight ? offsets : offsets4;
     const double inv_pw = 1.0 / pw;
     int32_t cursor = 0;
-    (void)total;
     for (int32_t m = max_key; m >= 1; --m) {
         const int32_t end = start[m];
         if (reserve(sw, end - cursor) != OK) { status = ERR_ALLOC; goto done; }
@@ -290,7 +287,6 @@ int camfix_threshold_box_ious(const int32_t *levels, int32_t height, int32_t wid
                               int32_t want_multi, double *iou_single, double *iou_multi, uint8_t *ambiguous) {
     if (height <= 0 || width <= 0 || n_levels <= 0 || n_levels > 65535 || n_gt <= 0) return ERR_ARGS;
     if ((int64_t)(height + 2) * (width + 2) > INT32_MAX / 2) return ERR_ARGS;
-    if (!tables_ready) build_tables();
     const int32_t pw = width + 2, ph = height + 2, n = pw * ph;
     uint16_t *keys = (uint16_t *)calloc((size_t)n, sizeof(uint16_t));
     if (!keys) return ERR_ALLOC;

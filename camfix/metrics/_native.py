@@ -86,6 +86,8 @@ def load() -> Optional[ctypes.CDLL]:
         except (OSError, RuntimeError) as error:
             logger.warning("camfix.metrics: native sweep unavailable (%s); using the slower OpenCV path", error)
             return None
+        library.camfix_init.restype = None
+        library.camfix_init()
         function = library.camfix_threshold_box_ious
         function.restype = ctypes.c_int
         function.argtypes = [
