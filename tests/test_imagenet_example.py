@@ -171,10 +171,15 @@ def test_train_under_torchrun_gloo(data: Path, tmp_path: Path) -> None:
     assert "[rank 1] INFO" not in result.stderr, "only rank 0 logs"
 
 
-def test_resume_refuses_another_run(data: Path, trained: Path, tmp_path: Path) -> None:
+def test_resume_refuses_another_run(data: Path, trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     message = run_fails("train.py", "--train-dir", str(data / "train"), "--out", str(tmp_path), "--epochs", "3",
                         "--resume", str(trained / "last.pth"), *TINY)
     assert "different run" in message and "epochs: checkpoint 2, command line 3" in message
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it; refused before any process group is joined
+    with pytest.raises(common.InputError, match="processes: checkpoint 1, command line 2"):
+        train.main(["--train-dir", str(data / "train"), "--out", str(tmp_path), "--epochs", "2",
+                    "--resume", str(trained / "last.pth"), *TINY])
+    monkeypatch.delenv("WORLD_SIZE")
     with pytest.raises(common.InputError, match="arch: checkpoint 'seresnet_small', command line 'resnet50'"):
         train.main(["--train-dir", str(data / "train"), "--out", str(tmp_path), "--epochs", "2",
                     "--resume", str(trained / "last.pth"), *TINY, "--arch", "resnet50"])

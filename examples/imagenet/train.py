@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -267,18 +268,21 @@ def run_fields(args: argparse.Namespace) -> Dict[str, Any]:
     return {name: getattr(args, name) for name in RUN_FIELDS}
 
 
-def check_resumable(checkpoint: Mapping[str, Any], args: argparse.Namespace, fields: Mapping[str, Any], path: Path) -> None:
-    """Refuse a checkpoint of another model or another run configuration, naming every difference."""
+def check_resumable(
+    checkpoint: Mapping[str, Any], args: argparse.Namespace, fields: Mapping[str, Any], world_size: int, path: Path
+) -> None:
+    """Refuse a checkpoint of another model, another run configuration or another number of processes (the
+    schedule counts steps of the global batch, and every rank restores its own RNG state), naming every difference."""
     if "optimizer" not in checkpoint or "epoch" not in checkpoint:
         raise InputError(f"--resume {path} is not a training checkpoint of train.py (no optimizer state); use --pretrained to start from weights")
-    recorded = {**checkpoint.get("run", {}), **{key: checkpoint.get(key) for key in fields}}
-    wanted = {**run_fields(args), **fields}
+    recorded = {**checkpoint.get("run", {}), **{key: checkpoint.get(key) for key in fields}, "processes": checkpoint.get("world_size")}
+    wanted = {**run_fields(args), **fields, "processes": world_size}
     differences = [f"{key}: checkpoint {recorded.get(key)!r}, command line {value!r}" for key, value in wanted.items() if recorded.get(key) != value]
     if differences:
-        raise InputError(f"--resume {path} was written by a different run; " + "; ".join(differences))
-
-
-# --------------------------------------------------------------------------------------------------- training
+        raise InputError(
+            f"--resume {path} was written by a different run; " + "; ".join(differences)
+            + " (to continue from its weights in a new run, pass it as --pretrained)"
+        )
 
 
 @dataclass(frozen=True)
@@ -359,7 +363,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         resume_path = Path(args.resume)
     checkpoint = load_checkpoint(resume_path, "--resume") if resume_path is not None else None
     if checkpoint is not None:
-        check_resumable(checkpoint, args, fields, resume_path)
+        check_resumable(checkpoint, args, fields, int(os.environ.get("WORLD_SIZE", "1")), resume_path)
     torch.manual_seed(args.seed)
     model = build_model(args.arch, len(classes), args.pool, args.theta_tap)
     initialised: Optional[List[str]] = None  # keys a --pretrained checkpoint did not fill
@@ -425,14 +429,7 @@ def _train(
         scheduler.load_state_dict(checkpoint["scheduler"])
         scaler.load_state_dict(checkpoint["scaler"])
         start_epoch = int(checkpoint["epoch"])
-        rng_states = checkpoint["rng"]
-        if len(rng_states) == context.world_size:
-            restore_rng_state(rng_states[context.rank], context.device)
-        else:
-            logger.warning(
-                "the checkpoint was written by %d rank(s), this run has %d: training continues, but the data order "
-                "and batch statistics differ from an uninterrupted run", len(rng_states), context.world_size,
-            )
+        restore_rng_state(checkpoint["rng"][context.rank], context.device)
         logger.info("resumed from %s after epoch %d", resume_path, start_epoch)
 
     network: nn.Module = model
