@@ -16,7 +16,15 @@ import importlib
 from .localize import IMAGENET_MEAN, IMAGENET_STD, LocalizationResult, localize
 from .maps import cam, normalize_maps, resize_maps
 from .pooling import TAPool, tap
-from .thresholds import NO_BOX, mask_to_box, percentile, percentile_box, percentile_threshold, threshold_masks
+from .thresholds import (
+    NO_BOX,
+    mask_to_box,
+    percentile,
+    percentile_box,
+    percentile_normalize,
+    percentile_threshold,
+    threshold_masks,
+)
 
 __version__ = "0.1.0"
 
@@ -43,6 +51,7 @@ __all__ = [
     "normalize_maps",
     "percentile",
     "percentile_box",
+    "percentile_normalize",
     "percentile_threshold",
     "resize_maps",
     "tap",

@@ -19,7 +19,15 @@ from torch import Tensor
 
 from ._validation import check_finite, check_number, check_tensor
 
-__all__ = ["NO_BOX", "percentile", "percentile_threshold", "threshold_masks", "mask_to_box", "percentile_box"]
+__all__ = [
+    "NO_BOX",
+    "percentile",
+    "percentile_threshold",
+    "percentile_normalize",
+    "threshold_masks",
+    "mask_to_box",
+    "percentile_box",
+]
 
 #: The box of an empty mask.
 NO_BOX = (-1, -1, -1, -1)
@@ -82,6 +90,28 @@ def percentile_threshold(maps: Tensor, theta: float = DEFAULT_THETA_LOC, pct: fl
     _check_maps("maps", maps)
     theta = check_number("theta", theta, 0.0, 1.0)
     return theta * percentile(maps, pct)
+
+
+def percentile_normalize(maps: Tensor, pct: float = DEFAULT_PCT) -> Tensor:
+    """PaS as a map transform, for metrics that sweep every threshold: ``min(map / percentile_pct(map), 1)``.
+
+    For every ``theta`` in ``[0, 1)``, ``result > theta`` is exactly ``map > theta * percentile_pct(map)``, the
+    PaS mask, so sweeping a threshold over the result (Peak IoU, MaxBoxAccV2, PxAP) sweeps PaS's ``theta_loc``.
+    Values above the percentile become 1 (they are foreground at every such ``theta``). A map whose percentile
+    is 0 becomes its support, 1 where ``map > 0`` and 0 elsewhere, which keeps that equivalence. ``pct = 100``
+    leaves a min-max normalised map unchanged.
+
+    Args:
+        maps: ``(N, H, W)``, floating point, non-negative and finite (usually min-max normalised).
+        pct: percentile in ``[0, 100]``; paper 98.
+
+    Returns:
+        ``(N, H, W)`` in ``[0, 1]``, same dtype and device.
+    """
+    _check_maps("maps", maps)
+    reference = percentile(maps, pct)[:, None, None]
+    scaled = (maps / torch.where(reference > 0, reference, 1)).clamp(max=1)
+    return torch.where(reference > 0, scaled, (maps > 0).to(maps.dtype))
 
 
 def threshold_masks(maps: Tensor, theta: float = DEFAULT_THETA_LOC, pct: float = DEFAULT_PCT) -> Tensor:

@@ -450,20 +450,6 @@ def test_evaluate_checkpoint_of_another_architecture(data: Path, trained: Path, 
     assert not (tmp_path / "metrics.json").exists()
 
 
-def test_percentile_normalize_against_numpy() -> None:
-    """PaS as a map transform: map / numpy.percentile(map, pct), clipped to 1; pct 100 keeps min-max maps."""
-    maps = torch.rand(3, 7, 9, dtype=torch.float64)
-    maps = (maps - maps.amin((1, 2), keepdim=True)) / (maps.amax((1, 2), keepdim=True) - maps.amin((1, 2), keepdim=True))
-    maps[2] = 0  # a map whose percentile is 0 stays as it is
-    for pct in (50.0, 90.0, 98.0, 100.0):
-        result = common.percentile_normalize(maps, pct)
-        for index in range(3):
-            reference = np.percentile(maps[index].numpy(), pct)
-            expected = np.minimum(maps[index].numpy() / reference, 1.0) if reference > 0 else maps[index].numpy()
-            np.testing.assert_allclose(result[index].numpy(), expected, rtol=1e-12, atol=0)
-    assert torch.equal(common.percentile_normalize(maps, 100.0), maps)
-
-
 def test_saliency_maps_against_float64_pipeline() -> None:
     """CAM of the top-1 class with NWC (positive weights only), bicubic to the image size, min-max, then divided by
     the 98th percentile and clipped: recomputed here in float64 from the model's features and classifier."""

@@ -10,7 +10,9 @@ from typing import List, Sequence, Tuple
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+
+import camfix
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -356,3 +358,27 @@ def test_thresholds_and_boxes_on_cuda() -> None:
     boxes = percentile_box(on_gpu)
     assert boxes.device.type == "cuda"
     assert torch.equal(boxes.cpu(), percentile_box(maps))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    pct=st.floats(0, 100),
+    zero_fraction=st.sampled_from([0.0, 0.5, 0.99, 1.0]),
+)
+def test_percentile_normalize_thresholds_like_pas(seed: int, pct: float, zero_fraction: float) -> None:
+    """result > theta  <=>  map > theta * percentile_pct(map), for every theta in [0, 1)."""
+    generator = torch.Generator().manual_seed(seed)
+    maps = torch.rand(3, 9, 7, generator=generator, dtype=torch.float64)
+    maps[torch.rand(maps.shape, generator=generator, dtype=torch.float64) < zero_fraction] = 0
+    result = camfix.percentile_normalize(maps, pct)
+    assert result.min() >= 0 and result.max() <= 1
+    for theta in np.linspace(0, 0.999, 37):
+        for index, single in enumerate(maps.numpy()):
+            expected = single > theta * np.percentile(single, pct)
+            np.testing.assert_array_equal(result[index].numpy() > theta, expected)
+
+
+def test_percentile_normalize_pct_100_keeps_a_normalised_map() -> None:
+    maps = camfix.normalize_maps(torch.rand(2, 5, 6))
+    assert torch.equal(camfix.percentile_normalize(maps, 100.0), maps)

@@ -70,7 +70,6 @@ __all__ = [
     "model_fields",
     "model_state_dict",
     "normalize_batch",
-    "percentile_normalize",
     "read_image_list",
     "read_label_map",
     "read_mask",
@@ -692,25 +691,6 @@ class _Autocast(nn.Module):
             return self.model(x)
 
 
-def percentile_normalize(maps: Tensor, pct: float) -> Tensor:
-    """PaS as a map transform: each map divided by its ``pct``-th percentile and clipped to 1.
-
-    Thresholding the result at ``theta`` is thresholding the map at ``theta * percentile_pct(map)``, the PaS rule, so
-    a metric that sweeps every threshold (Peak IoU, MaxBoxAccV2) sweeps PaS's ``theta_loc``. ``pct = 100`` leaves a
-    min-max normalised map unchanged (its maximum is 1); a map whose percentile is 0 is left unchanged.
-
-    Args:
-        maps: ``(N, H, W)`` float, in ``[0, 1]`` (min-max normalised).
-        pct: percentile in ``(0, 100]``; paper 98.
-
-    Returns:
-        ``(N, H, W)`` float in ``[0, 1]``, same dtype and device.
-    """
-    reference = camfix.percentile(maps, pct)
-    scale = torch.where(reference > 0, reference, torch.ones_like(reference))
-    return (maps / scale[:, None, None]).clamp(max=1.0)
-
-
 @torch.no_grad()
 def saliency_maps(
     model: nn.Module,
@@ -731,7 +711,7 @@ def saliency_maps(
         images: uint8 RGB ``(N, 3, S, S)`` in ``[0, 255]`` (the resized images; the CRF compares their colours).
         labels: ``(N,)`` int64 classes to map (GT-known), or None for each image's top-1 predicted class.
         clamp_negative: NWC (paper: on).
-        pct: PaS percentile, see :func:`percentile_normalize` (paper 98; 100: off).
+        pct: PaS percentile, see :func:`camfix.percentile_normalize` (paper 98; 100: off).
         crf_params: dense CRF parameters (:class:`camfix.crf.DenseCRFParams`), or None for no CRF.
         crf_workers: CRF processes (None: one per CPU).
         dtype: autocast dtype of the forward pass (None: float32).
@@ -746,7 +726,7 @@ def saliency_maps(
         runner, normalize_batch(images, channels_last), labels, clamp_negative=clamp_negative, pct=pct,
         feature_layer=getattr(model, model.stage_names[-1]), classifier=model.get_classifier(),
     )
-    maps = percentile_normalize(result.maps, pct)
+    maps = camfix.percentile_normalize(result.maps, pct)
     if crf_params is not None:
         maps = refine_saliency_batch(images, maps, crf_params, workers=crf_workers)
     return maps, result.classes, result.logits.float()
