@@ -1,0 +1,167 @@
+"""The demo's pictures, as PNG files: dataset samples, maps with boxes per ablation row, IoU-vs-threshold curves.
+
+matplotlib (the ``demo`` extra, ``pip install "camfix[demo]"``) is imported only inside these functions, through
+its object-oriented API (``Figure`` with an Agg canvas), so no global backend is touched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Sequence, Union
+
+import cv2
+import numpy as np
+
+from camfix.demo.ablation import RowResult
+from camfix.demo.data import CLASS_NAMES, SyntheticWSOL
+from camfix.viz import GROUND_TRUTH_COLOR, PREDICTED_COLOR, draw_boxes, overlay
+
+__all__ = ["pick_examples", "plot_iou_curves", "plot_overlays", "plot_samples"]
+
+PathLike = Union[str, Path]
+# Tiles are enlarged by this factor (nearest neighbour) so that boxes and small heads stay visible.
+TILE_SCALE = 2
+HEAD_COLOR = (255, 210, 0)
+
+
+def _figure(width: float, height: float) -> Any:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise ImportError(
+            f'the demo pictures need matplotlib ({error}); install it with  pip install "camfix[demo]"'
+        ) from error
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Any, path: PathLike) -> Path:
+    """Render and write a PNG with a 256-colour palette: a third of the size of a true-colour PNG of these
+    grainy images, and indistinguishable at this scale."""
+    from PIL import Image  # matplotlib's own dependency
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.canvas.draw()
+    rgb = Image.fromarray(np.asarray(figure.canvas.buffer_rgba())[..., :3])
+    rgb.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    return path
+
+
+def _enlarge(image: np.ndarray) -> np.ndarray:
+    return cv2.resize(image, None, fx=TILE_SCALE, fy=TILE_SCALE, interpolation=cv2.INTER_NEAREST)
+
+
+def _enlarge_boxes(boxes: np.ndarray) -> np.ndarray:
+    """Inclusive boxes in the enlarged tile: pixel ``x`` covers ``[x * s, x * s + s - 1]``; no-box rows stay."""
+    boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    scaled = boxes * TILE_SCALE + np.array([0, 0, TILE_SCALE - 1, TILE_SCALE - 1])
+    return np.where(boxes[:, :1] < 0, boxes, scaled)
+
+
+def _tile(image: np.ndarray, predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    tile = draw_boxes(_enlarge(image), _enlarge_boxes(truth), GROUND_TRUTH_COLOR, thickness=2)
+    return draw_boxes(tile, _enlarge_boxes(predicted), PREDICTED_COLOR, thickness=2)
+
+
+def _show(axis: Any, image: np.ndarray, title: str = "") -> None:
+    axis.imshow(image, interpolation="nearest")
+    axis.set_xticks([])
+    axis.set_yticks([])
+    if title:
+        axis.set_title(title, fontsize=7)
+
+
+def pick_examples(data: SyntheticWSOL, count: int) -> List[int]:
+    """``count`` image indices spread over object sizes (the quantiles of the object area), smallest first."""
+    order = np.argsort(data.masks.sum(axis=(1, 2)), kind="stable")
+    positions = np.linspace(0, len(order) - 1, min(count, len(order))).round().astype(int)
+    return [int(order[p]) for p in positions]
+
+
+def plot_samples(data: SyntheticWSOL, path: PathLike, per_class: int = 5) -> Path:
+    """Grid of ``per_class`` images of every class, plus the ground truth of the last one (mask, head, box).
+
+    Args:
+        data: a split of the synthetic benchmark.
+        path: the PNG to write (folders are created).
+        per_class: images shown per class (columns), at least 1.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    classes = len(CLASS_NAMES)
+    figure = _figure(1.0 * (per_class + 1) + 1.2, 1.0 * classes + 0.3)
+    axes = figure.subplots(classes, per_class + 1, squeeze=False)
+    for label, name in enumerate(CLASS_NAMES):
+        indices = np.flatnonzero(data.labels == label)[:per_class]
+        for column in range(per_class):
+            if column < len(indices):
+                _show(axes[label, column], data.images[indices[column]])
+            else:
+                axes[label, column].axis("off")
+        if len(indices):
+            index = indices[-1]
+            truth = np.zeros_like(data.images[index])
+            truth[data.masks[index]] = 255
+            truth[data.part_masks[index]] = HEAD_COLOR
+            _show(axes[label, per_class], _tile(truth, np.empty((0, 4)), data.boxes[index]))
+        else:
+            axes[label, per_class].axis("off")
+        axes[label, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
+    axes[0, per_class].set_title("ground truth", fontsize=8)
+    figure.subplots_adjust(left=0.16, right=0.99, top=0.97, bottom=0.01, wspace=0.05, hspace=0.05)
+    return _save(figure, path)
+
+
+def plot_overlays(data: SyntheticWSOL, results: Sequence[RowResult], indices: Sequence[int], path: PathLike) -> Path:
+    """Images (rows) with each ablation row's map overlaid (columns), predicted box green, ground truth red.
+
+    Args:
+        data: the evaluation split the results were computed on.
+        results: :func:`camfix.demo.ablation.evaluate_rows`'s output.
+        indices: images to show, e.g. :func:`pick_examples`.
+        path: the PNG to write.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    columns = len(results) + 1
+    figure = _figure(1.25 * columns, 1.3 * len(indices) + 0.2)
+    axes = figure.subplots(len(indices), columns, squeeze=False)
+    for row, index in enumerate(indices):
+        _show(axes[row, 0], _tile(data.images[index], np.empty((0, 4)), data.boxes[index]), "image" if row == 0 else "")
+        for column, result in enumerate(results, start=1):
+            heat = overlay(data.images[index], result.maps[index], alpha=0.5)
+            tile = _tile(heat, result.boxes[index].numpy(), data.boxes[index])
+            _show(axes[row, column], tile, result.row.name if row == 0 else "")
+    figure.subplots_adjust(left=0.01, right=0.99, top=0.94, bottom=0.01, wspace=0.04, hspace=0.04)
+    return _save(figure, path)
+
+
+def plot_iou_curves(results: Sequence[RowResult], path: PathLike) -> Path:
+    """IoU (percent) against the saliency threshold for every row, peaks marked, in one plot.
+
+    Args:
+        results: :func:`camfix.demo.ablation.evaluate_rows`'s output.
+        path: the PNG to write.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    figure = _figure(6.0, 4.0)
+    axis = figure.subplots()
+    thresholds = np.arange(256) / 255
+    for result in results:
+        (line,) = axis.plot(thresholds, result.iou_curve, label=f"{result.row.name} (peak {result.peak_iou:.1f})")
+        axis.plot([result.peak_threshold], [result.peak_iou], "o", color=line.get_color(), markersize=4)
+    axis.set_xlabel("threshold on the saliency map")
+    axis.set_ylabel("IoU with the ground-truth masks (%)")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(bottom=0)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return _save(figure, path)

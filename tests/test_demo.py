@@ -1,0 +1,252 @@
+"""camfix demo: the synthetic benchmark, training helpers, the ablation rows and the `camfix demo --quick` run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import camfix
+from camfix.cli import main
+from camfix.demo.ablation import PAPER_PEAK_IOU, ROWS, crf_params_for, evaluate_rows, percentile_normalize
+from camfix.demo.data import CLASS_NAMES, CLASSES, FAMILIES, make_dataset, render_sample
+from camfix.demo.pipeline import QUICK, DemoConfig, build_classifier
+from camfix.demo.plots import TILE_SCALE, _enlarge_boxes, pick_examples
+from camfix.demo.train import _learning_rate, deterministic, predict, to_model_input, train_classifier
+
+# ---------------------------------------------------------------------------------------------------------------
+# The synthetic benchmark
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_split():
+    return make_dataset(64, seed=3, split="eval")
+
+
+def test_dataset_shapes_and_balance(small_split) -> None:
+    data = small_split
+    assert len(data) == 64
+    assert data.images.shape == (64, 64, 64, 3) and data.images.dtype == np.uint8
+    assert data.masks.shape == data.part_masks.shape == (64, 64, 64) and data.masks.dtype == bool
+    assert data.boxes.shape == (64, 4) and data.boxes.dtype == np.int64
+    assert data.labels.dtype == np.int64
+    assert np.bincount(data.labels, minlength=8).tolist() == [8] * 8
+
+
+def test_boxes_are_the_inclusive_extent_of_the_masks(small_split) -> None:
+    for mask, box in zip(small_split.masks, small_split.boxes):
+        rows = [y for y in range(mask.shape[0]) if any(mask[y])]
+        cols = [x for x in range(mask.shape[1]) if any(mask[:, x])]
+        assert box.tolist() == [min(cols), min(rows), max(cols), max(rows)]
+
+
+def test_head_is_a_small_part_of_the_object(small_split) -> None:
+    data = small_split
+    assert not (data.part_masks & ~data.masks).any()
+    head_fraction = data.part_masks.sum((1, 2)) / data.masks.sum((1, 2))
+    assert 0.03 < head_fraction.min() and head_fraction.max() < 0.3
+    assert 0.08 < float(np.median(head_fraction)) < 0.16
+    area = data.masks.mean((1, 2))
+    assert area.min() < 0.07 and area.max() > 0.2  # a spread of sizes
+
+
+def test_class_table_shares_bodies_and_names_heads() -> None:
+    assert len(CLASS_NAMES) == len(set(CLASS_NAMES)) == 8
+    heads = [head for _, head in CLASSES]
+    assert len(set(heads)) == 8  # the head alone decides the class
+    for family in range(len(FAMILIES)):
+        assert sum(f == family for f, _ in CLASSES) == 4  # each body is shared by four classes
+
+
+def test_dataset_is_a_function_of_the_seed() -> None:
+    a = make_dataset(16, seed=5)
+    b = make_dataset(16, seed=5)
+    c = make_dataset(16, seed=6)
+    evaluation = make_dataset(16, seed=5, split="eval")
+    assert np.array_equal(a.images, b.images) and np.array_equal(a.masks, b.masks)
+    assert not np.array_equal(a.images, c.images)
+    assert not np.array_equal(a.images, evaluation.images)
+    image, mask, part = render_sample(np.random.default_rng(9), 2, 48)
+    again = render_sample(np.random.default_rng(9), 2, 48)
+    assert image.shape == (48, 48, 3) and np.array_equal(image, again[0]) and np.array_equal(mask, again[1])
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: make_dataset(7, 0), ValueError, "num_images"),
+        (lambda: make_dataset(8, -1), ValueError, "seed"),
+        (lambda: make_dataset(8, 0, split="test"), ValueError, "split"),
+        (lambda: make_dataset(8, 0, image_size=16), ValueError, "image_size"),
+        (lambda: render_sample(np.random.default_rng(0), 8), ValueError, "label"),
+        (lambda: render_sample(np.random.default_rng(0), 1.0), TypeError, "label"),
+    ],
+)
+def test_dataset_validation(call, error, match) -> None:
+    with pytest.raises(error, match=match):
+        call()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training helpers
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_to_model_input_matches_definition() -> None:
+    images = np.random.default_rng(0).integers(0, 256, (2, 3, 4, 3), dtype=np.uint8)
+    x = to_model_input(images)
+    assert x.shape == (2, 3, 3, 4) and x.dtype == torch.float32
+    for n in range(2):
+        for c in range(3):
+            for i in range(3):
+                for j in range(4):
+                    expected = (images[n, i, j, c] / 255.0 - camfix.IMAGENET_MEAN[c]) / camfix.IMAGENET_STD[c]
+                    assert math.isclose(float(x[n, c, i, j]), expected, rel_tol=1e-5, abs_tol=1e-6)
+
+
+def test_learning_rate_schedule() -> None:
+    total, warmup, peak = 100, 10, 0.1
+    rates = [_learning_rate(step, total, warmup, peak) for step in range(total)]
+    assert math.isclose(rates[0], peak / warmup) and math.isclose(rates[warmup - 1], peak)
+    assert math.isclose(rates[warmup], peak)  # the cosine starts at the peak
+    for step in range(warmup, total):
+        expected = 0.5 * peak * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+        assert math.isclose(rates[step], expected)
+    assert all(a >= b for a, b in zip(rates[warmup:], rates[warmup + 1 :]))
+
+
+def test_training_is_deterministic_and_restores_settings() -> None:
+    data = make_dataset(16, seed=1)
+    config = DemoConfig(train_images=16, eval_images=8, epochs=1)
+    before = torch.are_deterministic_algorithms_enabled()
+    states, losses = [], []
+    for _ in range(2):
+        with deterministic(4):
+            assert torch.are_deterministic_algorithms_enabled()
+            model = build_classifier("tap", config)
+            losses.append(train_classifier(model, data, epochs=2, seed=4, batch_size=8, progress=False))
+        states.append(model.state_dict())
+    assert torch.are_deterministic_algorithms_enabled() == before
+    assert losses[0] == losses[1] and len(losses[0]) == 2 and all(math.isfinite(v) for v in losses[0])
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
+    predictions = predict(model, data)
+    assert predictions.shape == (16,) and predictions.dtype == np.int64
+
+
+def test_build_classifier_pooling() -> None:
+    assert isinstance(build_classifier("tap", QUICK).global_pool, camfix.TAPool)
+    assert build_classifier("gap", QUICK).global_pool.pool_type == "avg"
+    with pytest.raises(ValueError, match="pooling"):
+        build_classifier("gem", QUICK)
+    with pytest.raises(ValueError, match="epochs"):
+        train_classifier(build_classifier("gap", QUICK), make_dataset(8, 0), epochs=0, seed=0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Ablation rows
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_percentile_normalize_matches_reference() -> None:
+    generator = torch.Generator().manual_seed(0)
+    maps = torch.rand(3, 5, 7, generator=generator, dtype=torch.float64) ** 3
+    maps[2] = 0.0  # a percentile of 0 leaves the map unchanged
+    result = percentile_normalize(maps, 98.0)
+    for n in range(3):
+        values = sorted(float(v) for v in maps[n].flatten())
+        position = 0.98 * (len(values) - 1)
+        low = int(math.floor(position))
+        reference = values[low] + (position - low) * (values[min(low + 1, len(values) - 1)] - values[low])
+        scale = reference if reference > 0 else 1.0
+        for i in range(5):
+            for j in range(7):
+                assert math.isclose(float(result[n, i, j]), min(float(maps[n, i, j]) / scale, 1.0), rel_tol=1e-12)
+    # Thresholding the normalised map at theta is the PaS rule theta * percentile on the map.
+    theta = 0.35
+    pas = maps[:2] > theta * camfix.percentile(maps[:2], 98.0)[:, None, None]
+    assert torch.equal(result[:2] > theta, pas)
+    assert torch.equal(percentile_normalize(maps[:2] / maps[:2].amax((1, 2), keepdim=True), 100.0),
+                       maps[:2] / maps[:2].amax((1, 2), keepdim=True))
+
+
+def test_crf_params_scale_with_the_image() -> None:
+    params = crf_params_for(336)
+    assert params.gaussian_sxy == 3.0 and params.bilateral_sxy == 80.0
+    small = crf_params_for(64)
+    assert math.isclose(small.bilateral_sxy, 80.0 * 64 / 336) and math.isclose(small.gaussian_sxy, 3.0 * 64 / 336)
+    assert small.bilateral_srgb == params.bilateral_srgb and small.iterations == params.iterations
+
+
+def test_rows_follow_table_1() -> None:
+    assert [row.name for row in ROWS] == list(PAPER_PEAK_IOU)
+    assert [(row.crf, row.pas, row.nwc, row.classifier) for row in ROWS] == [
+        (False, False, False, "gap"),
+        (True, False, False, "gap"),
+        (True, True, False, "gap"),
+        (True, True, True, "gap"),
+        (True, True, True, "tap"),
+    ]
+
+
+def test_evaluate_rows_on_untrained_models() -> None:
+    data = make_dataset(16, seed=2, split="eval")
+    config = DemoConfig(train_images=16, eval_images=16, epochs=1)
+    with deterministic(0):
+        classifiers = {pooling: build_classifier(pooling, config).eval() for pooling in ("gap", "tap")}
+    results = evaluate_rows(classifiers, data, crf_workers=1, progress=False)
+    assert [r.row for r in results] == list(ROWS)
+    for result in results:
+        for name, value in result.scores().items():
+            assert 0.0 <= value <= (1.0 if name.endswith("threshold") else 100.0), name
+        assert result.maps.shape == (16, 64, 64) and 0 <= float(result.maps.min()) <= float(result.maps.max()) <= 1
+        assert result.iou_curve.shape == (256,) and math.isclose(result.peak_iou, float(result.iou_curve.max()))
+        assert result.boxes.shape == (16, 4) and result.boxes.dtype == torch.int64
+    # The PaS row differs from the +CRF row only by the percentile normalisation before the CRF.
+    assert not torch.equal(results[1].maps, results[2].maps)
+
+
+def test_plot_helpers() -> None:
+    data = make_dataset(16, seed=0, split="eval")
+    picked = pick_examples(data, 4)
+    areas = data.masks.sum((1, 2))
+    assert len(picked) == 4 and areas[picked[0]] == areas.min() and areas[picked[-1]] == areas.max()
+    assert list(areas[picked]) == sorted(areas[picked])
+    boxes = np.array([[0, 1, 2, 3], [-1, -1, -1, -1]])
+    s = TILE_SCALE
+    assert _enlarge_boxes(boxes).tolist() == [[0, s, 3 * s - 1, 4 * s - 1], [-1, -1, -1, -1]]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_camfix_demo_quick(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out), "--seed", "1", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert all(f"| {name} |" in printed for name in PAPER_PEAK_IOU)
+    for name in ("results.md", "results.json", "overlays.png", "iou_curves.png", "samples.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    record = json.loads((out / "results.json").read_text())
+    assert record["seed"] == 1 and record["quick"] is True
+    assert record["config"]["train_images"] == QUICK.train_images
+    assert [row["name"] for row in record["rows"]] == list(PAPER_PEAK_IOU)
+    for row in record["rows"]:
+        for key in ("peak_iou", "max_box_acc_v2", "pxap", "top1_loc", "gt_known_loc"):
+            assert 0.0 <= row[key] <= 100.0, (row["name"], key)
+        assert row["paper_peak_iou"] == PAPER_PEAK_IOU[row["name"]]
+    for accuracy in record["classifier_top1_accuracy"].values():
+        assert 0.0 <= accuracy <= 100.0
+    markdown = (out / "results.md").read_text()
+    assert "camfix demo --seed 1 --quick" in markdown and "![overlays.png](overlays.png)" in markdown
+
+
+def test_camfix_demo_rejects_negative_seed(tmp_path: Path) -> None:
+    assert main(["demo", "--quick", "--out", str(tmp_path), "--seed", "-1"]) == 2
