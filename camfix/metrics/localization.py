@@ -27,7 +27,7 @@ IoUs count pixels inclusively in both modes: a box's area is ``(x1 - x0 + 1) * (
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
