@@ -77,9 +77,9 @@ def load() -> Optional[ctypes.CDLL]:
         if sys.platform == "win32":
             logger.info("camfix.metrics: no native sweep on Windows; using the per-threshold OpenCV path")
             return None
-        digest = hashlib.sha256(_SOURCE.read_bytes()).hexdigest()[:16]
-        target = _cache_dir() / f"components-{digest}-{sys.platform}-{os.uname().machine}.so"
         try:
+            digest = hashlib.sha256(_SOURCE.read_bytes()).hexdigest()[:16]
+            target = _cache_dir() / f"components-{digest}-{sys.platform}-{os.uname().machine}.so"
             if not target.exists():
                 _compile(_SOURCE, target)
             library = ctypes.CDLL(str(target))
