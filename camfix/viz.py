@@ -1,115 +1,367 @@
-"""Pictures: maps overlaid on images, boxes, grids, written as PNG with OpenCV (no GUI backend needed)."""
+"""Pictures of localization results: maps overlaid on images, predicted and ground-truth boxes, grids, PNG files.
+
+Everything works on numpy arrays and torch tensors alike, uint8 or floating point images, and returns plain
+``(H, W, 3)`` uint8 RGB numpy arrays. Only OpenCV and numpy are used, so no GUI or matplotlib backend is needed
+(a headless server or a CI job can write the pictures).
+
+Conventions:
+
+- An image is RGB: a numpy array ``(H, W, 3)`` or a tensor ``(3, H, W)`` (the layouts of OpenCV/PIL and of a
+  torch model's input), or grayscale ``(H, W)`` (numpy or tensor) or ``(1, H, W)`` (tensor), repeated to three
+  channels. uint8 in ``[0, 255]`` or floating point in ``[0, 1]`` (un-normalised: undo the model's mean/std
+  first).
+- A saliency map is ``(H, W)`` floating point in ``[0, 1]``, e.g. a row of ``camfix.localize(...).maps``.
+- Boxes are camfix's inclusive ``(x0, y0, x1, y1)`` integer pixel indices; the sentinel ``(-1, -1, -1, -1)``
+  (no box) is skipped.
+- Predicted boxes are drawn green (:data:`PREDICTED_COLOR`), ground-truth boxes red
+  (:data:`GROUND_TRUTH_COLOR`), as in the WSOL papers' figures.
+
+Example:
+    >>> import torch
+    >>> from camfix.viz import draw_localization, image_grid
+    >>> image = torch.rand(3, 32, 48)                      # float RGB in [0, 1]
+    >>> saliency = torch.rand(32, 48)                      # a map in [0, 1]
+    >>> tile = draw_localization(image, saliency, predicted=[4, 2, 30, 20], ground_truth=[6, 3, 28, 25])
+    >>> tile.shape, tile.dtype.name
+    ((32, 48, 3), 'uint8')
+    >>> image_grid([tile, tile, tile], columns=2).shape     # 2 x 2 tiles, 2-pixel white padding
+    (70, 102, 3)
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
-from ._validation import check_finite, check_tensor
+from ._validation import check_finite, check_in_range, check_int, check_number
 
-__all__ = ["to_rgb_uint8", "overlay", "draw_boxes", "image_grid", "save_image"]
+__all__ = [
+    "COLORMAPS",
+    "GROUND_TRUTH_COLOR",
+    "PREDICTED_COLOR",
+    "colorize",
+    "draw_boxes",
+    "draw_localization",
+    "image_grid",
+    "overlay",
+    "save_image",
+    "to_rgb_uint8",
+]
 
 ImageLike = Union[np.ndarray, Tensor]
+BoxesLike = Union[Tensor, np.ndarray, Sequence[int], Sequence[Sequence[int]]]
 Color = Tuple[int, int, int]
+
+#: Colour of predicted boxes (RGB green).
 PREDICTED_COLOR: Color = (0, 255, 0)
+#: Colour of ground-truth boxes (RGB red).
 GROUND_TRUTH_COLOR: Color = (255, 0, 0)
+#: OpenCV's colormaps by lower-case name (``"jet"``, ``"viridis"``, ``"inferno"``, ``"turbo"``, ...).
+COLORMAPS: Dict[str, int] = {
+    name[len("COLORMAP_") :].lower(): int(getattr(cv2, name)) for name in dir(cv2) if name.startswith("COLORMAP_")
+}
 
 
-def to_rgb_uint8(image: ImageLike) -> np.ndarray:
-    """An RGB image as a uint8 numpy array ``(H, W, 3)``.
+def _describe(value: object) -> str:
+    shape = getattr(value, "shape", None)
+    dtype = getattr(value, "dtype", None)
+    if shape is not None:
+        return f"{type(value).__name__} of shape {tuple(shape)} and dtype {dtype}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def to_rgb_uint8(image: ImageLike, name: str = "image") -> np.ndarray:
+    """An image as a contiguous uint8 RGB numpy array ``(H, W, 3)``.
 
     Args:
-        image: numpy ``(H, W, 3)`` or tensor ``(3, H, W)``; uint8 in ``[0, 255]`` or floating in ``[0, 1]``.
+        image: numpy ``(H, W, 3)`` or ``(H, W)``, or tensor ``(3, H, W)``, ``(1, H, W)`` or ``(H, W)`` (any
+            device); uint8 in ``[0, 255]``, or floating point (any float dtype) in ``[0, 1]``, finite. Grayscale
+            is repeated to three channels.
+        name: the argument name used in error messages.
+
+    Returns:
+        ``(H, W, 3)`` uint8; a float value ``v`` becomes ``round(255 * v)`` (halves to even).
+
+    Raises:
+        TypeError: not an array or tensor, or neither uint8 nor floating point.
+        ValueError: another shape, or a float image with values outside ``[0, 1]`` or not finite.
     """
     if isinstance(image, Tensor):
-        check_tensor("image", image, 3, shape_hint="(3, H, W)", floating=False)
-        image = image.detach().cpu().permute(1, 2, 0).numpy()
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
-        shape = getattr(image, "shape", type(image).__name__)
-        raise ValueError(f"image must be RGB, numpy (H, W, 3) or tensor (3, H, W), got {shape}")
+        if image.dim() == 3 and image.shape[0] in (1, 3):
+            image = image.permute(1, 2, 0)
+        elif image.dim() != 2:
+            raise ValueError(f"{name} must be a tensor of shape (3, H, W), (1, H, W) or (H, W), got {_describe(image)}")
+        image = image.detach().cpu()
+        # numpy has no bfloat16; any float becomes float32, which represents every value of [0, 1] closely enough.
+        image = (image.float() if image.is_floating_point() else image).numpy()
+    elif not isinstance(image, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array (H, W, 3) or a torch tensor (3, H, W), got {_describe(image)}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"{name} must be RGB, numpy (H, W, 3) or tensor (3, H, W), or grayscale, got {_describe(image)}")
     if image.dtype == np.uint8:
         return np.ascontiguousarray(image)
     if not np.issubdtype(image.dtype, np.floating):
-        raise TypeError(f"image must be uint8 or floating point, got dtype {image.dtype}")
-    if not np.isfinite(image).all() or image.min() < 0 or image.max() > 1:
+        raise TypeError(f"{name} must be uint8 in [0, 255] or floating point in [0, 1], got dtype {image.dtype}")
+    check_finite(name, torch.from_numpy(np.ascontiguousarray(image)))
+    if image.min() < 0 or image.max() > 1:
         raise ValueError(
-            f"a floating point image must be finite and in [0, 1], got range [{image.min():g}, {image.max():g}]"
+            f"{name}: a floating point image must have values in [0, 1] (undo the model's normalisation first), "
+            f"got values in [{image.min():g}, {image.max():g}]"
         )
-    return np.ascontiguousarray(np.round(image * 255).astype(np.uint8))
+    return np.ascontiguousarray(np.round(image.astype(np.float64) * 255).astype(np.uint8))
 
 
-def overlay(image: ImageLike, saliency: ImageLike, alpha: float = 0.5, colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
-    """Blend a colour-mapped saliency map over an image.
+def _colormap_code(colormap: Union[str, int]) -> int:
+    if isinstance(colormap, str):
+        if colormap.lower() not in COLORMAPS:
+            raise ValueError(f"colormap must be one of {sorted(COLORMAPS)} or an OpenCV COLORMAP_* code, got {colormap!r}")
+        return COLORMAPS[colormap.lower()]
+    if isinstance(colormap, bool) or not isinstance(colormap, int) or colormap not in COLORMAPS.values():
+        raise ValueError(f"colormap must be one of {sorted(COLORMAPS)} or an OpenCV COLORMAP_* code, got {colormap!r}")
+    return colormap
+
+
+def _saliency_levels(saliency: ImageLike, shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """A ``(H, W)`` map in ``[0, 1]`` as uint8 levels ``round(255 * s)``, after checking it."""
+    if not isinstance(saliency, (Tensor, np.ndarray)):
+        raise TypeError(f"saliency must be a tensor or numpy array (H, W), got {_describe(saliency)}")
+    heat = torch.as_tensor(saliency).detach().cpu()
+    if heat.dim() != 2 or heat.numel() == 0:
+        raise ValueError(f"saliency must have shape (H, W), got {_describe(saliency)}")
+    if not heat.is_floating_point():
+        raise TypeError(f"saliency must be floating point in [0, 1], got dtype {heat.dtype}")
+    if shape is not None and tuple(heat.shape) != shape:
+        raise ValueError(
+            f"saliency must have the image's size (H, W) = {shape}, got {tuple(heat.shape)}; resize it first "
+            "(camfix.resize_maps)"
+        )
+    heat = heat.double()
+    check_finite("saliency", heat)
+    check_in_range("saliency", heat, 0.0, 1.0)
+    return np.round(heat.numpy() * 255).astype(np.uint8)
+
+
+def colorize(saliency: ImageLike, colormap: Union[str, int] = "jet") -> np.ndarray:
+    """A saliency map in colour: each value ``s`` becomes the colormap's colour at level ``round(255 * s)``.
 
     Args:
-        image: RGB image, see :func:`to_rgb_uint8`.
-        saliency: ``(H, W)`` map in ``[0, 1]`` (tensor or numpy), same size as the image.
-        alpha: weight of the map in ``[0, 1]``.
-        colormap: an OpenCV colormap constant (``cv2.COLORMAP_JET`` by default).
+        saliency: ``(H, W)`` floating point map in ``[0, 1]``, tensor or numpy.
+        colormap: a name of :data:`COLORMAPS` (default ``"jet"``, the CAM papers' choice) or an OpenCV
+            ``cv2.COLORMAP_*`` code.
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB.
+    """
+    levels = _saliency_levels(saliency)
+    return cv2.cvtColor(cv2.applyColorMap(levels, _colormap_code(colormap)), cv2.COLOR_BGR2RGB)
+
+
+def overlay(
+    image: ImageLike, saliency: ImageLike, alpha: float = 0.5, colormap: Union[str, int] = "jet"
+) -> np.ndarray:
+    """Blend a colour-mapped saliency map over an image: ``round(alpha * colorize(map) + (1 - alpha) * image)``.
+
+    Args:
+        image: RGB or grayscale image, uint8 or float in ``[0, 1]``, see :func:`to_rgb_uint8`.
+        saliency: ``(H, W)`` floating point map in ``[0, 1]`` of the image's size (tensor or numpy).
+        alpha: weight of the map in ``[0, 1]``; 0 returns the image, 1 the coloured map. Default 0.5.
+        colormap: a name of :data:`COLORMAPS` or an OpenCV ``cv2.COLORMAP_*`` code; default ``"jet"``.
 
     Returns:
         ``(H, W, 3)`` uint8 RGB.
     """
     rgb = to_rgb_uint8(image)
-    heat = torch.as_tensor(saliency).detach().cpu()
-    check_tensor("saliency", heat, 2, shape_hint="(H, W)")
-    check_finite("saliency", heat)
-    if tuple(heat.shape) != rgb.shape[:2]:
-        raise ValueError(f"saliency must have the image's size {rgb.shape[:2]}, got {tuple(heat.shape)}")
-    if float(heat.min()) < 0 or float(heat.max()) > 1:
-        raise ValueError(f"saliency must be in [0, 1], got [{float(heat.min()):g}, {float(heat.max()):g}]")
-    if not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
-    colored = cv2.applyColorMap(np.round(heat.numpy() * 255).astype(np.uint8), colormap)
-    colored = cv2.cvtColor(colored, cv2.COLOR_BGR2RGB)
-    return cv2.addWeighted(colored, alpha, rgb, 1 - alpha, 0)
+    levels = _saliency_levels(saliency, rgb.shape[:2])
+    alpha = check_number("alpha", alpha, 0.0, 1.0)
+    colored = cv2.cvtColor(cv2.applyColorMap(levels, _colormap_code(colormap)), cv2.COLOR_BGR2RGB)
+    blended = alpha * colored.astype(np.float64) + (1.0 - alpha) * rgb.astype(np.float64)
+    return np.rint(blended).astype(np.uint8)
+
+
+def _check_boxes(name: str, boxes: BoxesLike) -> np.ndarray:
+    """Boxes as an ``(M, 4)`` int64 array; one box ``(4,)`` is accepted; sentinel rows are kept."""
+    if isinstance(boxes, Tensor):
+        array = boxes.detach().cpu().numpy()
+    elif isinstance(boxes, np.ndarray):
+        array = boxes
+    elif isinstance(boxes, (list, tuple)):
+        array = np.asarray(boxes)
+        if array.size == 0:
+            array = array.reshape(0, 4).astype(np.int64)
+    else:
+        raise TypeError(f"{name} must be a tensor, numpy array or list of (x0, y0, x1, y1) ints, got {_describe(boxes)}")
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(
+            f"{name} must hold integer pixel indices (x0, y0, x1, y1), got dtype {array.dtype}; round float boxes "
+            "explicitly"
+        )
+    if array.ndim == 1:
+        array = array[None]
+    if array.ndim != 2 or array.shape[1] != 4:
+        raise ValueError(f"{name} must have shape (4,) or (M, 4), got shape {array.shape}")
+    array = array.astype(np.int64)
+    is_box = (array != -1).any(axis=1)
+    bad = is_box & ((array[:, 2] < array[:, 0]) | (array[:, 3] < array[:, 1]) | (array < 0).any(axis=1))
+    if bad.any():
+        raise ValueError(
+            f"{name} must be inclusive boxes with 0 <= x0 <= x1 and 0 <= y0 <= y1, or the no-box sentinel "
+            f"(-1, -1, -1, -1); got {array[bad][0].tolist()}"
+        )
+    return array
+
+
+def _check_color(color: object) -> Color:
+    if (
+        not isinstance(color, (tuple, list))
+        or len(color) != 3
+        or not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c <= 255 for c in color)
+    ):
+        raise ValueError(f"color must be an (R, G, B) triple of ints in [0, 255], got {color!r}")
+    return (int(color[0]), int(color[1]), int(color[2]))
 
 
 def draw_boxes(
-    image: ImageLike, boxes: Union[Tensor, np.ndarray, Sequence[Sequence[int]]], color: Color = PREDICTED_COLOR,
-    thickness: int = 2,
+    image: ImageLike, boxes: BoxesLike, color: Color = PREDICTED_COLOR, thickness: int = 2
 ) -> np.ndarray:
-    """Draw inclusive ``(x0, y0, x1, y1)`` boxes; the sentinel ``(-1, -1, -1, -1)`` (no box) is skipped.
+    """Draw box outlines on a copy of an image.
+
+    The outline covers the box's own border pixels (and grows inward with ``thickness``): the first and last
+    column and row of an inclusive box are coloured, nothing outside it.
+
+    Args:
+        image: RGB or grayscale image, see :func:`to_rgb_uint8`; not modified.
+        boxes: one box ``(4,)`` or ``(M, 4)`` integer ``(x0, y0, x1, y1)``, inclusive (tensor, numpy or nested
+            lists); rows equal to ``(-1, -1, -1, -1)`` are skipped. Parts outside the image are clipped.
+        color: ``(R, G, B)`` ints in ``[0, 255]``; default :data:`PREDICTED_COLOR` (green).
+        thickness: outline width in pixels, at least 1; default 2.
 
     Returns:
         A new ``(H, W, 3)`` uint8 RGB array.
     """
     canvas = to_rgb_uint8(image).copy()
-    box_array = np.asarray(torch.as_tensor(boxes).cpu(), dtype=np.int64).reshape(-1, 4)
+    box_array = _check_boxes("boxes", boxes)
+    color = _check_color(color)
+    thickness = check_int("thickness", thickness, 1)
     for x0, y0, x1, y1 in box_array:
-        if x0 < 0:
+        if x0 == -1 and y0 == -1 and x1 == -1 and y1 == -1:
             continue
-        cv2.rectangle(canvas, (int(x0), int(y0)), (int(x1), int(y1)), color, thickness)
+        # Nested one-pixel rectangles, outer first: OpenCV's thick lines are centred on the path and would
+        # spill half their width outside the box.
+        for inset in range(thickness):
+            if x0 + inset > x1 - inset or y0 + inset > y1 - inset:
+                break
+            cv2.rectangle(
+                canvas, (int(x0 + inset), int(y0 + inset)), (int(x1 - inset), int(y1 - inset)), color, 1
+            )
     return canvas
 
 
-def image_grid(images: Sequence[np.ndarray], columns: int, padding: int = 2) -> np.ndarray:
-    """Tile equally sized ``(H, W, 3)`` uint8 images row by row, with white padding."""
+def draw_localization(
+    image: ImageLike,
+    saliency: Optional[ImageLike] = None,
+    predicted: Optional[BoxesLike] = None,
+    ground_truth: Optional[BoxesLike] = None,
+    alpha: float = 0.5,
+    colormap: Union[str, int] = "jet",
+    thickness: int = 1,
+) -> np.ndarray:
+    """One picture of a localization: the map overlaid, ground-truth boxes in red, predicted boxes in green.
+
+    Args:
+        image: RGB or grayscale image, see :func:`to_rgb_uint8`.
+        saliency: ``(H, W)`` floating point map in ``[0, 1]`` of the image's size, or ``None`` for no overlay.
+        predicted: predicted boxes ``(4,)`` or ``(M, 4)``, inclusive ints, drawn in :data:`PREDICTED_COLOR`
+            (on top); ``None`` for none.
+        ground_truth: ground-truth boxes, same format, drawn in :data:`GROUND_TRUTH_COLOR`; ``None`` for none.
+        alpha: weight of the map in ``[0, 1]`` (see :func:`overlay`); default 0.5.
+        colormap: colormap name or OpenCV code (see :func:`colorize`); default ``"jet"``.
+        thickness: box outline width in pixels; default 1.
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB.
+    """
+    picture = to_rgb_uint8(image) if saliency is None else overlay(image, saliency, alpha, colormap)
+    if ground_truth is not None:
+        picture = draw_boxes(picture, ground_truth, GROUND_TRUTH_COLOR, thickness)
+    if predicted is not None:
+        picture = draw_boxes(picture, predicted, PREDICTED_COLOR, thickness)
+    return picture
+
+
+def image_grid(
+    images: Union[Sequence[ImageLike], ImageLike],
+    columns: Optional[int] = None,
+    padding: int = 2,
+    background: Color = (255, 255, 255),
+) -> np.ndarray:
+    """Tile equally sized images row by row, like ``torchvision.utils.make_grid`` but RGB uint8 out.
+
+    Args:
+        images: a sequence of images (each as :func:`to_rgb_uint8` accepts them, mixed kinds allowed), or a
+            batch: tensor ``(N, 3, H, W)`` or numpy ``(N, H, W, 3)``. All of the same ``(H, W)``.
+        columns: tiles per row, at least 1; default ``None`` puts every image in one row.
+        padding: pixels between tiles and around the grid, at least 0; default 2.
+        background: ``(R, G, B)`` colour of the padding and of empty cells; default white.
+
+    Returns:
+        ``(rows * H + (rows + 1) * padding, columns * W + (columns + 1) * padding, 3)`` uint8 RGB, with
+        ``rows = ceil(N / columns)``.
+    """
+    if isinstance(images, (Tensor, np.ndarray)) and images.ndim == 4:
+        images = list(images)
+    if not isinstance(images, (list, tuple)):
+        raise TypeError(f"images must be a sequence of images or a 4-D batch, got {_describe(images)}")
     if not images:
         raise ValueError("images must not be empty")
-    height, width = images[0].shape[:2]
-    if any(image.shape != images[0].shape for image in images):
-        raise ValueError("images must all have the same shape")
-    rows = -(-len(images) // columns)
-    grid = np.full(
-        (rows * height + (rows + 1) * padding, columns * width + (columns + 1) * padding, 3), 255, np.uint8
-    )
-    for index, image in enumerate(images):
+    tiles = [to_rgb_uint8(image, f"images[{index}]") for index, image in enumerate(images)]
+    height, width = tiles[0].shape[:2]
+    for index, tile in enumerate(tiles):
+        if tile.shape[:2] != (height, width):
+            raise ValueError(
+                f"images must all have the same size: images[0] is {(height, width)}, images[{index}] is "
+                f"{tile.shape[:2]}"
+            )
+    columns = len(tiles) if columns is None else check_int("columns", columns, 1)
+    padding = check_int("padding", padding, 0)
+    background = _check_color(background)
+    rows = -(-len(tiles) // columns)
+    grid = np.empty((rows * height + (rows + 1) * padding, columns * width + (columns + 1) * padding, 3), np.uint8)
+    grid[...] = background
+    for index, tile in enumerate(tiles):
         top = padding + (index // columns) * (height + padding)
         left = padding + (index % columns) * (width + padding)
-        grid[top : top + height, left : left + width] = image
+        grid[top : top + height, left : left + width] = tile
     return grid
 
 
 def save_image(path: Union[str, Path], image: ImageLike) -> Path:
-    """Write an RGB image as PNG (or the format the suffix names); parent folders are created."""
+    """Write an image to a file, PNG or another format OpenCV knows by the suffix; parent folders are created.
+
+    Args:
+        path: the file to write; its suffix chooses the format (``.png``, ``.jpg``, ...).
+        image: RGB or grayscale image, see :func:`to_rgb_uint8`.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: OpenCV has no writer for the suffix.
+        OSError: the file could not be written.
+    """
     path = Path(path)
+    rgb = to_rgb_uint8(image)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(to_rgb_uint8(image), cv2.COLOR_RGB2BGR)):
+    if not cv2.haveImageWriter(str(path)):
+        raise ValueError(f"path must end with an image suffix OpenCV can write (.png, .jpg, ...), got {path.name!r}")
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
         raise OSError(f"could not write image to {path}")
     return path
