@@ -12,10 +12,13 @@ Baseline             GAP          -     -     -
 +CRF+PaS+NWC+TAP     TAP          yes   yes   yes
 ===================  ===========  ====  ====  ====
 
+:data:`NO_CRF_ROWS` add the last three without the CRF, to tell the fixes' effects from the CRF's.
+
 A row's saliency map is built in this order: CAM of the last feature map (:func:`camfix.localize`, NWC or not),
-resized to the image (bicubic) and min-max normalised; PaS: divided by its 98th percentile and clipped to 1, so
-that a threshold ``theta`` on the result is the PaS threshold ``theta * percentile_98`` on the map (without PaS
-the map is left as it is, i.e. thresholds are relative to its maximum); the dense CRF last, as post-processing.
+resized to the image (bicubic) and min-max normalised; PaS: :func:`camfix.percentile_normalize` divides it by its
+98th percentile and clips to 1, so that a threshold ``theta`` on the result is the PaS threshold
+``theta * percentile_98`` on the map (without PaS the map is left as it is: thresholds are relative to its
+maximum); the dense CRF last, as post-processing.
 The threshold-sweeping metrics (Peak IoU, MaxBoxAccV2, PxAP, top-1 loc) then score that final map.
 """
 
@@ -36,7 +39,7 @@ from camfix.demo.data import SyntheticWSOL
 from camfix.demo.train import to_model_input
 from camfix.metrics import BoxAccuracy, PeakIoU, PxAP
 
-__all__ = ["PAPER_PEAK_IOU", "ROWS", "Row", "RowResult", "crf_params_for", "evaluate_rows", "percentile_normalize"]
+__all__ = ["NO_CRF_ROWS", "PAPER_PEAK_IOU", "ROWS", "Row", "RowResult", "crf_params_for", "evaluate_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +66,14 @@ ROWS: Tuple[Row, ...] = (
     Row("+CRF+PaS", "gap", crf=True, pas=True, nwc=False),
     Row("+CRF+PaS+NWC", "gap", crf=True, pas=True, nwc=True),
     Row("+CRF+PaS+NWC+TAP", "tap", crf=True, pas=True, nwc=True),
+)
+
+#: The fixes without the CRF (not in the paper's table): they separate what each fix does from what the CRF does
+#: with its output.
+NO_CRF_ROWS: Tuple[Row, ...] = (
+    Row("+PaS", "gap", crf=False, pas=True, nwc=False),
+    Row("+PaS+NWC", "gap", crf=False, pas=True, nwc=True),
+    Row("+PaS+NWC+TAP", "tap", crf=False, pas=True, nwc=True),
 )
 
 #: Table 1 of the LID 2020 paper (ImageNet-1K validation, ResNet50-SE), Peak IoU in percent.
@@ -116,24 +127,6 @@ class RowResult:
             "top1_loc": self.top1_loc,
             "best_threshold": self.best_threshold,
         }
-
-
-def percentile_normalize(maps: Tensor, pct: float) -> Tensor:
-    """PaS as a map transform: each map divided by its ``pct``-th percentile and clipped to 1.
-
-    Thresholding the result at ``theta`` is thresholding the map at ``theta * percentile_pct(map)``, the PaS rule,
-    so metrics that sweep thresholds sweep PaS's ``theta_loc``. A map whose percentile is 0 is left unchanged.
-
-    Args:
-        maps: ``(N, H, W)`` float in ``[0, 1]`` (min-max normalised).
-        pct: percentile in ``[0, 100]``; paper 98.
-
-    Returns:
-        ``(N, H, W)`` float in ``[0, 1]``, same dtype and device.
-    """
-    reference = camfix.percentile(maps, pct)
-    scale = torch.where(reference > 0, reference, torch.ones_like(reference))
-    return (maps / scale[:, None, None]).clamp(max=1.0)
 
 
 def crf_params_for(image_size: int) -> DenseCRFParams:
@@ -195,7 +188,7 @@ def evaluate_rows(
             cams[key] = _cam_maps(classifiers[row.classifier], inputs, labels, row.nwc, batch_size)
         maps, predictions = cams[key]
         if row.pas:
-            maps = percentile_normalize(maps, PAS_PERCENTILE)
+            maps = camfix.percentile_normalize(maps, PAS_PERCENTILE)
         if row.crf:
             maps = refine_saliency_batch(data.images, maps, crf_params, workers=crf_workers)
         peak = PeakIoU()

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from camfix.demo.pipeline import DEFAULT, DEFAULT_THREADS, QUICK, format_table, run_demo
+from camfix.demo.pipeline import DEFAULT, DEFAULT_THREADS, QUICK, format_table, main_rows, no_crf_rows, run_demo
 
 __all__ = ["add_arguments", "run"]
 
@@ -50,7 +50,10 @@ def run(args: argparse.Namespace) -> int:
         logger.error("%s", error)
         return 2
     print()
-    print(format_table(result))
+    print(format_table(main_rows(result)))
+    print()
+    print("Without the CRF:")
+    print(format_table(no_crf_rows(result)))
     print()
     print(
         f"classifier top-1 accuracy: GAP {result.accuracy['gap']:.1f}%, TAP {result.accuracy['tap']:.1f}%; "

@@ -9,7 +9,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from torch import nn
 import camfix
 from camfix._validation import check_int
 from camfix.crf import load_pydensecrf
-from camfix.demo.ablation import PAPER_PEAK_IOU, RowResult, crf_params_for, evaluate_rows
+from camfix.demo.ablation import NO_CRF_ROWS, PAPER_PEAK_IOU, ROWS, RowResult, crf_params_for, evaluate_rows
 from camfix.demo.data import CLASS_NAMES, SyntheticWSOL, make_dataset
 from camfix.demo.train import deterministic, predict, train_classifier
 from camfix.models import seresnet_small
@@ -30,6 +30,8 @@ __all__ = [
     "DemoResult",
     "build_classifier",
     "format_table",
+    "main_rows",
+    "no_crf_rows",
     "run_demo",
     "write_pictures",
     "write_results",
@@ -74,7 +76,8 @@ QUICK = DemoConfig(train_images=320, eval_images=48, epochs=2)
 
 @dataclass
 class DemoResult:
-    """What a run produced; ``rows`` hold the scores and the final saliency maps of the evaluation images."""
+    """What a run produced: ``rows`` hold the scores and final saliency maps of :data:`ROWS` then
+    :data:`NO_CRF_ROWS`, in that order."""
 
     config: DemoConfig
     seed: int
@@ -104,7 +107,7 @@ class DemoResult:
                     "pas": r.row.pas,
                     "nwc": r.row.nwc,
                     **r.scores(),
-                    "paper_peak_iou": PAPER_PEAK_IOU[r.row.name],
+                    "paper_peak_iou": PAPER_PEAK_IOU.get(r.row.name),
                 }
                 for r in self.rows
             ],
@@ -187,7 +190,9 @@ def run_demo(
                 pooling.upper(), losses[pooling][-1], accuracy[pooling],
             )
         tick = time.perf_counter()
-        rows = evaluate_rows(classifiers, evaluation, crf_params=crf_params_for(config.image_size), progress=progress)
+        rows = evaluate_rows(
+            classifiers, evaluation, ROWS + NO_CRF_ROWS, crf_params_for(config.image_size), progress=progress
+        )
         seconds["evaluate"] = time.perf_counter() - tick
     result = DemoResult(config, seed, quick and config is QUICK, threads, rows, accuracy, losses, seconds)
     if out_dir is not None:
@@ -198,18 +203,29 @@ def run_demo(
     return result
 
 
-def format_table(result: DemoResult) -> str:
-    """The ablation as a markdown table (metrics in percent; the paper's Peak IoU beside ours)."""
+def format_table(results: Sequence[RowResult]) -> str:
+    """Rows as a markdown table, metrics in percent; the paper's Peak IoU beside ours where the paper has the row."""
     lines = [
         "| Row | Peak IoU | MaxBoxAccV2 | PxAP | top-1 loc | paper Peak IoU |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for r in result.rows:
+    for r in results:
+        paper = PAPER_PEAK_IOU.get(r.row.name)
         lines.append(
             f"| {r.row.name} | {r.peak_iou:.2f} | {r.max_box_acc_v2:.2f} | {r.pxap:.2f} | {r.top1_loc:.2f} | "
-            f"{PAPER_PEAK_IOU[r.row.name]:.2f} |"
+            f"{'-' if paper is None else f'{paper:.2f}'} |"
         )
     return "\n".join(lines)
+
+
+def main_rows(result: DemoResult) -> List[RowResult]:
+    """The paper's five rows (:data:`ROWS`) of a run."""
+    return [r for r in result.rows if r.row in ROWS]
+
+
+def no_crf_rows(result: DemoResult) -> List[RowResult]:
+    """The baseline and :data:`NO_CRF_ROWS` of a run."""
+    return [r for r in result.rows if r.row in (ROWS[0],) + NO_CRF_ROWS]
 
 
 def write_pictures(result: DemoResult, evaluation: SyntheticWSOL, out_dir: Path) -> List[Path]:
@@ -218,7 +234,9 @@ def write_pictures(result: DemoResult, evaluation: SyntheticWSOL, out_dir: Path)
 
     try:
         return [
-            plots.plot_overlays(evaluation, result.rows, plots.pick_examples(evaluation, 6), out_dir / "overlays.png"),
+            plots.plot_overlays(
+                evaluation, main_rows(result), plots.pick_examples(evaluation, 6), out_dir / "overlays.png"
+            ),
             plots.plot_iou_curves(result.rows, out_dir / "iou_curves.png"),
             plots.plot_samples(evaluation, out_dir / "samples.png"),
         ]
@@ -248,7 +266,11 @@ def _markdown(result: DemoResult, pictures: List[str]) -> str:
         f"Command: `{command}`. Metrics in percent, ground-truth-class maps, {len(result.rows[0].maps)} evaluation "
         f"images of {config.image_size}x{config.image_size} pixels.",
         "",
-        format_table(result),
+        format_table(main_rows(result)),
+        "",
+        "The same fixes without the CRF (not in the paper):",
+        "",
+        format_table(no_crf_rows(result)),
         "",
         f"Classifiers (SE-ResNet, {config.epochs} epochs on {config.train_images} images): top-1 accuracy "
         f"GAP {result.accuracy['gap']:.1f}%, TAP (theta {config.theta_tap}) {result.accuracy['tap']:.1f}%.",

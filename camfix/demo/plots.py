@@ -12,7 +12,7 @@ from typing import Any, List, Sequence, Union
 import cv2
 import numpy as np
 
-from camfix.demo.ablation import RowResult
+from camfix.demo.ablation import NO_CRF_ROWS, RowResult
 from camfix.demo.data import CLASS_NAMES, SyntheticWSOL
 from camfix.viz import GROUND_TRUTH_COLOR, PREDICTED_COLOR, draw_boxes, overlay
 
@@ -142,7 +142,8 @@ def plot_overlays(data: SyntheticWSOL, results: Sequence[RowResult], indices: Se
 
 
 def plot_iou_curves(results: Sequence[RowResult], path: PathLike) -> Path:
-    """IoU (percent) against the saliency threshold for every row, peaks marked, in one plot.
+    """IoU (percent) against the saliency threshold for every row, peaks marked, in one plot (rows without the
+    CRF, :data:`~camfix.demo.ablation.NO_CRF_ROWS`, dashed).
 
     Args:
         results: :func:`camfix.demo.ablation.evaluate_rows`'s output.
@@ -155,7 +156,10 @@ def plot_iou_curves(results: Sequence[RowResult], path: PathLike) -> Path:
     axis = figure.subplots()
     thresholds = np.arange(256) / 255
     for result in results:
-        (line,) = axis.plot(thresholds, result.iou_curve, label=f"{result.row.name} (peak {result.peak_iou:.1f})")
+        style = "--" if result.row in NO_CRF_ROWS else "-"
+        (line,) = axis.plot(
+            thresholds, result.iou_curve, style, label=f"{result.row.name} (peak {result.peak_iou:.1f})"
+        )
         axis.plot([result.peak_threshold], [result.peak_iou], "o", color=line.get_color(), markersize=4)
     axis.set_xlabel("threshold on the saliency map")
     axis.set_ylabel("IoU with the ground-truth masks (%)")

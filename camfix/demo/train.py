@@ -94,6 +94,7 @@ def train_classifier(
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, nesterov=True)
     model.train()
     losses: List[float] = []
+    step = 0
     with tqdm(total=total, desc=description, unit="step", disable=not progress, leave=False) as bar:
         for epoch in range(epochs):
             order = torch.randperm(len(data), generator=generator)
@@ -104,12 +105,13 @@ def train_classifier(
                 flip = torch.rand(len(index), generator=generator) < 0.5
                 x = torch.where(flip[:, None, None, None], x.flip(3), x)
                 for group in optimizer.param_groups:
-                    group["lr"] = _learning_rate(bar.n, total, steps_per_epoch, lr)
+                    group["lr"] = _learning_rate(step, total, steps_per_epoch, lr)
                 loss = F.cross_entropy(model(x), labels[index])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 running += float(loss.detach()) * len(index)
+                step += 1
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}")
             losses.append(running / len(data))

@@ -1,0 +1,88 @@
+"""Mean and spread of several demo runs (one results.json each), as the markdown table of docs/demo.md.
+
+    python -m camfix.demo.summary camfix-demo-seed0 camfix-demo-seed1 camfix-demo-seed2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+__all__ = ["load_runs", "summary_table", "main"]
+
+METRICS = (("peak_iou", "Peak IoU"), ("max_box_acc_v2", "MaxBoxAccV2"), ("pxap", "PxAP"), ("top1_loc", "top-1 loc"))
+
+
+def load_runs(folders: Sequence[Path]) -> List[Dict[str, object]]:
+    """The results.json of each folder; they must have the same configuration and rows, and distinct seeds."""
+    runs = []
+    for folder in folders:
+        path = Path(folder) / "results.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"no results.json in {folder} (run `camfix demo --out {folder}` first)")
+        runs.append(json.loads(path.read_text()))
+    if not runs:
+        raise ValueError("folders must name at least one demo output folder")
+    first = runs[0]
+    for run in runs[1:]:
+        if run["config"] != first["config"] or [r["name"] for r in run["rows"]] != [r["name"] for r in first["rows"]]:
+            raise ValueError("the runs differ in configuration or rows; summarise runs of the same demo version only")
+    seeds = [run["seed"] for run in runs]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"the runs must have distinct seeds, got {seeds}")
+    return runs
+
+
+def _cell(values: np.ndarray) -> str:
+    # Sample standard deviation (n - 1); a single run has no spread.
+    spread = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return f"{np.mean(values):.1f} ± {spread:.1f}"
+
+
+def summary_table(runs: Sequence[Dict[str, object]]) -> str:
+    """Markdown table: per row, mean ± sample standard deviation over the runs of each metric (percent), the
+    range of Peak IoU, and the paper's Peak IoU; then the classifiers' accuracies."""
+    names = [row["name"] for row in runs[0]["rows"]]
+    header = "| Row | " + " | ".join(title for _, title in METRICS) + " | Peak IoU range | paper Peak IoU |"
+    lines = [header, "|---|" + "---:|" * (len(METRICS) + 2)]
+    for index, name in enumerate(names):
+        rows = [run["rows"][index] for run in runs]
+        cells = [_cell(np.array([row[key] for row in rows])) for key, _ in METRICS]
+        peaks = [row["peak_iou"] for row in rows]
+        paper: Optional[float] = rows[0]["paper_peak_iou"]
+        lines.append(
+            f"| {name} | " + " | ".join(cells) + f" | {min(peaks):.1f} - {max(peaks):.1f} | "
+            f"{'-' if paper is None else f'{paper:.2f}'} |"
+        )
+    accuracy = {
+        pooling: _cell(np.array([run["classifier_top1_accuracy"][pooling] for run in runs]))
+        for pooling in runs[0]["classifier_top1_accuracy"]
+    }
+    seeds = ", ".join(str(run["seed"]) for run in runs)
+    lines += [
+        "",
+        f"{len(runs)} runs (seeds {seeds}); classifier top-1 accuracy: "
+        + ", ".join(f"{pooling.upper()} {cell}%" for pooling, cell in accuracy.items()),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m camfix.demo.summary", description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="output folders of `camfix demo --out`")
+    args = parser.parse_args(argv)
+    try:
+        print(summary_table(load_runs(args.folders)))
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
