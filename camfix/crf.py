@@ -231,8 +231,8 @@ def _usable_cpus() -> int:
 
 def _pool_context() -> multiprocessing.context.BaseContext:
     # The workers run numpy and pydensecrf only, never torch, so forking is safe, and it starts them in
-    # milliseconds; spawn and forkserver re-import camfix (hence torch, ~1.5 s) in every worker, which costs
-    # more than refining a typical batch.
+    # milliseconds; spawn and forkserver re-import camfix, hence torch, in every worker, which costs more than
+    # refining a typical batch.
     if "fork" in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context()
