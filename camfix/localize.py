@@ -115,6 +115,10 @@ def localize(
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {type(flag).__name__} {flag!r}")
     size = check_size("image_size", image_size) if image_size is not None else tuple(images.shape[-2:])
+    if crf:
+        from .crf import load_pydensecrf
+
+        load_pydensecrf()  # a missing optional dependency fails now, not after the forward pass
     if labels is not None:
         labels = check_classes("labels", labels, images.shape[0], weight.shape[0]).to(images.device)
 
