@@ -17,7 +17,7 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import cv2
 import numpy as np
@@ -31,14 +31,6 @@ from camfix.viz import GROUND_TRUTH_COLOR, draw_boxes, overlay, save_image
 logger = logging.getLogger("localize_folder")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 ARCHITECTURES = {"resnet50": models.resnet50, "seresnet50": models.seresnet50, "seresnet_small": models.seresnet_small}
-
-
-def load_state_dict(path: Path) -> Dict[str, torch.Tensor]:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
-        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
-            checkpoint = checkpoint[key]
-    return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in checkpoint.items()}
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -85,7 +77,7 @@ def main() -> None:
     if args.tap is not None:
         model.global_pool = camfix.TAPool(args.tap, flatten=True)
     if args.checkpoint:
-        model.load_state_dict(load_state_dict(args.checkpoint), strict=True)
+        model.load_state_dict(models.read_state_dict(args.checkpoint), strict=True)
     else:
         logger.warning("no --checkpoint: the model has random weights, so the maps mean nothing")
     model.to(args.device).eval()

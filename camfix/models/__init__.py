@@ -7,15 +7,18 @@ ResNet checkpoint. None of this imports timm or torchvision.
 
 from camfix.models.layers import SEModule, SelectAdaptivePool2d, se_channels
 from camfix.models.resnet import Bottleneck, ResNet, resnet50, seresnet50, seresnet_small
+from camfix.models.checkpoint import Checkpoint, read_state_dict
 from camfix.models.torchvision_weights import LoadResult, load_torchvision_resnet
 
 __all__ = [
     "Bottleneck",
+    "Checkpoint",
     "LoadResult",
     "ResNet",
     "SEModule",
     "SelectAdaptivePool2d",
     "load_torchvision_resnet",
+    "read_state_dict",
     "resnet50",
     "se_channels",
     "seresnet50",

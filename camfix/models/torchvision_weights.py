@@ -9,17 +9,15 @@ hidden, and stay at their initialisation until trained.
 from __future__ import annotations
 
 import logging
-import os
-from typing import Dict, List, Mapping, NamedTuple, Union
+from typing import List, NamedTuple
 
-import torch
 from torch import nn
+
+from camfix.models.checkpoint import Checkpoint, read_state_dict
 
 __all__ = ["LoadResult", "load_torchvision_resnet"]
 
 logger = logging.getLogger(__name__)
-
-Checkpoint = Union[str, "os.PathLike[str]", Mapping[str, torch.Tensor]]
 
 CLASSIFIER_KEYS = ("fc.weight", "fc.bias")
 
@@ -34,19 +32,6 @@ class LoadResult(NamedTuple):
 
 def _is_se_key(key: str) -> bool:
     return ".se." in key
-
-
-def _read_state_dict(checkpoint: Checkpoint) -> Dict[str, torch.Tensor]:
-    if isinstance(checkpoint, (str, os.PathLike)):
-        checkpoint = torch.load(os.fspath(checkpoint), map_location="cpu", weights_only=True)
-    if not isinstance(checkpoint, Mapping) or not all(
-        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in checkpoint.items()
-    ):
-        raise TypeError(
-            "checkpoint must be a state_dict (a mapping of str to torch.Tensor, as saved by "
-            f"torch.save(model.state_dict(), path)) or a path to one, got {type(checkpoint).__name__}"
-        )
-    return dict(checkpoint)
 
 
 def _listing(keys: List[str], limit: int = 6) -> str:
@@ -78,7 +63,7 @@ def load_torchvision_resnet(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module (a camfix.models.ResNet), got {type(model).__name__}")
-    state_dict = _read_state_dict(checkpoint)
+    state_dict = read_state_dict(checkpoint)
     if not load_classifier:
         for key in CLASSIFIER_KEYS:
             state_dict.pop(key, None)

@@ -540,18 +540,11 @@ def load_checkpoint(path: Path, argument: str = "the checkpoint") -> Mapping[str
 
 
 def model_state_dict(checkpoint: Mapping[str, Any]) -> Dict[str, Tensor]:
-    """The model's state_dict from a checkpoint: this recipe's (``"model"`` entry), a ``{"state_dict": ...}`` dict or a
-    plain state_dict (timm, torchvision); DDP's ``module.`` prefixes are removed."""
-    for key in ("model", "state_dict"):
-        if isinstance(checkpoint.get(key), Mapping):
-            checkpoint = checkpoint[key]
-            break
-    state = {}
-    for key, value in checkpoint.items():
-        if not isinstance(key, str) or not isinstance(value, Tensor):
-            raise InputError(f"the checkpoint is not a state_dict: entry {key!r} is a {type(value).__name__}, not a tensor")
-        state[key[len("module.") :] if key.startswith("module.") else key] = value
-    return state
+    """The model's state_dict from a loaded checkpoint (see :func:`camfix.models.read_state_dict`)."""
+    try:
+        return models.read_state_dict(checkpoint)
+    except TypeError as error:
+        raise InputError(str(error)) from None
 
 
 def _listing(items: Sequence[str], limit: int = 5) -> str:
