@@ -61,10 +61,15 @@ Color = Tuple[int, int, int]
 PREDICTED_COLOR: Color = (0, 255, 0)
 #: Colour of ground-truth boxes (RGB red).
 GROUND_TRUTH_COLOR: Color = (255, 0, 0)
+
+
+def _opencv_colormaps() -> Dict[str, int]:
+    prefix = "COLORMAP_"
+    return {name[len(prefix) :].lower(): int(getattr(cv2, name)) for name in dir(cv2) if name.startswith(prefix)}
+
+
 #: OpenCV's colormaps by lower-case name (``"jet"``, ``"viridis"``, ``"inferno"``, ``"turbo"``, ...).
-COLORMAPS: Dict[str, int] = {
-    name[len("COLORMAP_") :].lower(): int(getattr(cv2, name)) for name in dir(cv2) if name.startswith("COLORMAP_")
-}
+COLORMAPS: Dict[str, int] = _opencv_colormaps()
 
 
 def _describe(value: object) -> str:
@@ -106,7 +111,9 @@ def to_rgb_uint8(image: ImageLike, name: str = "image") -> np.ndarray:
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"{name} must be RGB, numpy (H, W, 3) or tensor (3, H, W), or grayscale, got {_describe(image)}")
+        raise ValueError(
+            f"{name} must be RGB, numpy (H, W, 3) or tensor (3, H, W), or grayscale, got {_describe(image)}"
+        )
     if image.dtype == np.uint8:
         return np.ascontiguousarray(image)
     if not np.issubdtype(image.dtype, np.floating):
@@ -121,13 +128,11 @@ def to_rgb_uint8(image: ImageLike, name: str = "image") -> np.ndarray:
 
 
 def _colormap_code(colormap: Union[str, int]) -> int:
-    if isinstance(colormap, str):
-        if colormap.lower() not in COLORMAPS:
-            raise ValueError(f"colormap must be one of {sorted(COLORMAPS)} or an OpenCV COLORMAP_* code, got {colormap!r}")
+    if isinstance(colormap, str) and colormap.lower() in COLORMAPS:
         return COLORMAPS[colormap.lower()]
-    if isinstance(colormap, bool) or not isinstance(colormap, int) or colormap not in COLORMAPS.values():
-        raise ValueError(f"colormap must be one of {sorted(COLORMAPS)} or an OpenCV COLORMAP_* code, got {colormap!r}")
-    return colormap
+    if isinstance(colormap, int) and not isinstance(colormap, bool) and colormap in COLORMAPS.values():
+        return colormap
+    raise ValueError(f"colormap must be one of {sorted(COLORMAPS)} or an OpenCV COLORMAP_* code, got {colormap!r}")
 
 
 def _saliency_levels(saliency: ImageLike, shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
@@ -198,7 +203,9 @@ def _check_boxes(name: str, boxes: BoxesLike) -> np.ndarray:
         if array.size == 0:
             array = array.reshape(0, 4).astype(np.int64)
     else:
-        raise TypeError(f"{name} must be a tensor, numpy array or list of (x0, y0, x1, y1) ints, got {_describe(boxes)}")
+        raise TypeError(
+            f"{name} must be a tensor, numpy array or list of (x0, y0, x1, y1) ints, got {_describe(boxes)}"
+        )
     if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
         raise TypeError(
             f"{name} must hold integer pixel indices (x0, y0, x1, y1), got dtype {array.dtype}; round float boxes "

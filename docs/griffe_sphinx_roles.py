@@ -63,7 +63,10 @@ def _split_shared_entries(text: str) -> str:
             continue
         entry_indent = len(match.group("indent"))
         end = index + 1
-        while end < len(lines) and (not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > entry_indent):
+        # The entry runs on over the blank and the more indented lines that follow it.
+        while end < len(lines) and (
+            not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > entry_indent
+        ):
             end += 1
         for name in match.group("names").split(", "):
             out.append(f"{match.group('indent')}{name}{match.group('rest')}")

@@ -194,12 +194,15 @@ def figure_tap(models: Dict[str, nn.Module], data: SyntheticWSOL, out: Path) -> 
     examples = pick_examples(data, EXAMPLES)
     tiles = []
     for pooling in ("gap", "tap"):
-        result = camfix.localize(models[pooling], inputs[examples], labels[examples], theta_loc=THETA_LOC, pct=PERCENTILE)
+        result = camfix.localize(
+            models[pooling], inputs[examples], labels[examples], theta_loc=THETA_LOC, pct=PERCENTILE
+        )
         ious = _box_iou(result.boxes, torch.from_numpy(data.boxes[examples]))
         numbers[f"{pooling}_examples_mean_iou"] = float(ious.mean())
         tiles.append([
-            draw_localization(_enlarge(data.images[i]), _enlarge(result.maps[j].numpy()), _enlarge_boxes(result.boxes[j]),
-                              _enlarge_boxes(torch.from_numpy(data.boxes[i])), thickness=2)
+            draw_localization(_enlarge(data.images[i]), _enlarge(result.maps[j].numpy()),
+                              _enlarge_boxes(result.boxes[j]), _enlarge_boxes(torch.from_numpy(data.boxes[i])),
+                              thickness=2)
             for j, i in enumerate(examples)
         ])
     maps_axis = figure.add_subplot(grid[1, :])
@@ -310,7 +313,9 @@ def figure_pas(models: Dict[str, nn.Module], data: SyntheticWSOL, out: Path) -> 
     index = int(np.argmax(by_standard[PERCENTILE][1] - by_standard[100.0][1]))
     numbers["example_index"] = index
     saliency = maps[index]
-    thresholds = {pct: float(camfix.percentile_threshold(saliency[None], THETA_LOC, pct)) for pct in (100.0, PERCENTILE)}
+    thresholds = {
+        pct: float(camfix.percentile_threshold(saliency[None], THETA_LOC, pct)) for pct in (100.0, PERCENTILE)
+    }
     numbers["example_percentile"] = float(camfix.percentile(saliency[None], PERCENTILE))
 
     figure = _figure(11.0, 3.4)
@@ -358,7 +363,8 @@ def main(argv: Sequence[str]) -> int:
         print(f"{pooling.upper()} classifier: top-1 accuracy {accuracy:.1f}% on {len(evaluation)} evaluation images")
     for make in (figure_tap, figure_nwc, figure_pas):
         for name, value in make(models, evaluation, args.out).items():
-            print(f"{make.__name__}: {name} = {value:.4g}" if isinstance(value, float) else f"{make.__name__}: {name} = {value}")
+            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+            print(f"{make.__name__}: {name} = {shown}")
     print(f"wrote fix-tap.png, fix-nwc.png, fix-pas.png to {args.out}")
     return 0
 

@@ -57,7 +57,9 @@ def reference_overlay(image: np.ndarray, saliency: np.ndarray, alpha: float, cod
     return out
 
 
-def reference_boxes(image: np.ndarray, boxes: Sequence[Sequence[int]], colour: Tuple[int, int, int], thickness: int) -> np.ndarray:
+def reference_boxes(
+    image: np.ndarray, boxes: Sequence[Sequence[int]], colour: Tuple[int, int, int], thickness: int
+) -> np.ndarray:
     out = image.copy()
     height, width = image.shape[:2]
     for x0, y0, x1, y1 in boxes:
