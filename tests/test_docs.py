@@ -324,3 +324,22 @@ def test_pictures_are_used_and_small() -> None:
         relative = image.relative_to(DOCS).as_posix()
         assert relative in text, f"docs/{relative} is not shown by any page"
         assert image.stat().st_size < MAX_IMAGE_BYTES, f"docs/{relative} is {image.stat().st_size} bytes"
+
+
+def test_figure_script_runs_on_untrained_models(tmp_path: Path) -> None:
+    # docs/make_figures.py trains for minutes; its figures are checked here on untrained models and 16 images, so
+    # that the script cannot rot between two regenerations of the pictures.
+    pytest.importorskip("matplotlib", reason="the figure script needs matplotlib (the docs extra)")
+    spec = importlib.util.spec_from_file_location("make_figures", DOCS / "make_figures.py")
+    make_figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_figures)
+    from camfix.demo.data import make_dataset
+    from camfix.demo.pipeline import DemoConfig, build_classifier
+
+    config = DemoConfig(theta_tap=make_figures.THETA_TAP)
+    models = {pooling: build_classifier(pooling, config).eval() for pooling in ("gap", "tap")}
+    data = make_dataset(16, 0, "eval", config.image_size)
+    for make, name in ((make_figures.figure_tap, "fix-tap.png"), (make_figures.figure_nwc, "fix-nwc.png"),
+                       (make_figures.figure_pas, "fix-pas.png")):
+        numbers = make(models, data, tmp_path)
+        assert numbers and (tmp_path / name).stat().st_size > 0
