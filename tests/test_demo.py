@@ -228,3 +228,53 @@ def test_camfix_demo_quick(tmp_path: Path, capsys) -> None:
 
 def test_camfix_demo_rejects_negative_seed(tmp_path: Path) -> None:
     assert main(["demo", "--quick", "--out", str(tmp_path), "--seed", "-1"]) == 2
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Summary of several runs
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _fake_run(folder: Path, seed: int, peaks) -> Path:
+    rows = []
+    for row, peak in zip(ROWS, peaks):
+        rows.append(
+            {"name": row.name, "peak_iou": peak, "max_box_acc_v2": 50.0, "pxap": 40.0 + seed, "top1_loc": 30.0,
+             "paper_peak_iou": PAPER_PEAK_IOU[row.name]}
+        )
+    record = {"seed": seed, "config": {"epochs": 12}, "rows": rows, "classifier_top1_accuracy": {"gap": 90.0 + seed}}
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_summary_mean_and_sample_std(tmp_path: Path, capsys) -> None:
+    from camfix.demo import summary
+
+    peaks = [[10.0, 20.0, 30.0, 40.0, 50.0], [12.0, 20.0, 30.0, 40.0, 50.0], [17.0, 20.0, 30.0, 40.0, 50.0]]
+    folders = [_fake_run(tmp_path / f"s{seed}", seed, peaks[seed]) for seed in range(3)]
+    assert summary.main([str(f) for f in folders]) == 0
+    table = capsys.readouterr().out
+    baseline = next(line for line in table.splitlines() if line.startswith("| Baseline |"))
+    values = [10.0, 12.0, 17.0]
+    mean = sum(values) / 3
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / 2)
+    assert f"{mean:.1f} ± {std:.1f}" in baseline and "10.0 - 17.0" in baseline and "52.54" in baseline
+    assert "41.0 ± 1.0" in baseline  # PxAP 40, 41, 42
+    assert "GAP 91.0 ± 1.0%" in table and "seeds 0, 1, 2" in table
+
+
+def test_summary_rejects_inconsistent_runs(tmp_path: Path) -> None:
+    from camfix.demo import summary
+
+    a = _fake_run(tmp_path / "a", 0, [1.0] * 5)
+    b = _fake_run(tmp_path / "b", 0, [1.0] * 5)
+    assert summary.main([str(a), str(b)]) == 2  # same seed twice
+    c = _fake_run(tmp_path / "c", 1, [1.0] * 5)
+    record = json.loads((c / "results.json").read_text())
+    record["config"]["epochs"] = 2
+    (c / "results.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="configuration"):
+        summary.load_runs([a, c])
+    with pytest.raises(FileNotFoundError, match="results.json"):
+        summary.load_runs([tmp_path / "missing"])

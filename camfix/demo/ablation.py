@@ -101,7 +101,8 @@ class RowResult:
         top1_loc: top-1 loc at the threshold of ``gt_known_loc``.
         best_threshold: that threshold, relative to each map's maximum.
         maps: ``(N, H, W)`` float32 final saliency maps in ``[0, 1]``.
-        boxes: ``(N, 4)`` int64 inclusive boxes of the largest region of ``maps > best_threshold * max``.
+        boxes: ``(N, 4)`` int64 inclusive boxes at ``best_threshold``, for pictures: the largest 8-connected region
+            of the 8-bit map ``floor(255 * map)`` above ``floor(best_threshold * max level)``.
     """
 
     row: Row
@@ -199,7 +200,10 @@ def evaluate_rows(
         boxes_metric = BoxAccuracy()
         boxes_metric.update(maps, gt_boxes, predictions, labels)
         box_result = boxes_metric.compute()
-        threshold = box_result.best_threshold * maps.amax(dim=(1, 2))
+        # The picture's box, as BoxAccuracy's reference mode sees the map: 8-bit levels, foreground above
+        # floor(tau * max level) (the region is camfix's largest 8-connected one, not OpenCV's largest contour).
+        levels = torch.floor(maps * 255)
+        threshold = torch.floor(box_result.best_threshold * levels.amax(dim=(1, 2)))
         results.append(
             RowResult(
                 row=row,
@@ -212,7 +216,7 @@ def evaluate_rows(
                 top1_loc=float(box_result.top1_loc),
                 best_threshold=box_result.best_threshold,
                 maps=maps,
-                boxes=camfix.mask_to_box(maps > threshold[:, None, None]),
+                boxes=camfix.mask_to_box(levels > threshold[:, None, None]),
             )
         )
         logger.debug("%s: %s", row.name, results[-1].scores())

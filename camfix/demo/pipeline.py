@@ -20,6 +20,7 @@ from camfix._validation import check_int
 from camfix.crf import load_pydensecrf
 from camfix.demo.ablation import NO_CRF_ROWS, PAPER_PEAK_IOU, ROWS, RowResult, crf_params_for, evaluate_rows
 from camfix.demo.data import CLASS_NAMES, SyntheticWSOL, make_dataset
+from camfix.demo.diagnostics import MapDiagnostics, diagnose
 from camfix.demo.train import deterministic, predict, train_classifier
 from camfix.models import seresnet_small
 
@@ -29,6 +30,7 @@ __all__ = [
     "DemoConfig",
     "DemoResult",
     "build_classifier",
+    "format_diagnostics",
     "format_table",
     "main_rows",
     "no_crf_rows",
@@ -86,6 +88,7 @@ class DemoResult:
     rows: List[RowResult]
     accuracy: Dict[str, float]
     train_loss: Dict[str, List[float]]
+    diagnostics: Dict[str, MapDiagnostics]
     seconds: Dict[str, float] = field(default_factory=dict)
     files: List[Path] = field(default_factory=list)
 
@@ -99,6 +102,7 @@ class DemoResult:
             "classes": list(CLASS_NAMES),
             "classifier_top1_accuracy": self.accuracy,
             "train_loss": self.train_loss,
+            "diagnostics": {pooling: d.as_dict() for pooling, d in self.diagnostics.items()},
             "rows": [
                 {
                     "name": r.row.name,
@@ -175,6 +179,7 @@ def run_demo(
         classifiers: Dict[str, nn.Module] = {}
         losses: Dict[str, List[float]] = {}
         accuracy: Dict[str, float] = {}
+        diagnostics: Dict[str, MapDiagnostics] = {}
         for pooling in ("gap", "tap"):
             tick = time.perf_counter()
             with deterministic(seed):
@@ -183,6 +188,7 @@ def run_demo(
                     model, train, config.epochs, seed, config.batch_size, config.lr, f"train {pooling.upper()}", progress
                 )
             accuracy[pooling] = 100.0 * float(np.mean(predict(model, evaluation) == evaluation.labels))
+            diagnostics[pooling] = diagnose(model, evaluation)
             classifiers[pooling] = model
             seconds[f"train_{pooling}"] = time.perf_counter() - tick
             logger.info(
@@ -194,7 +200,9 @@ def run_demo(
             classifiers, evaluation, ROWS + NO_CRF_ROWS, crf_params_for(config.image_size), progress=progress
         )
         seconds["evaluate"] = time.perf_counter() - tick
-    result = DemoResult(config, seed, quick and config is QUICK, threads, rows, accuracy, losses, seconds)
+    result = DemoResult(
+        config, seed, quick and config is QUICK, threads, rows, accuracy, losses, diagnostics, seconds
+    )
     if out_dir is not None:
         pictures = write_pictures(result, evaluation, Path(out_dir))
     result.seconds["total"] = time.perf_counter() - start
@@ -215,6 +223,31 @@ def format_table(results: Sequence[RowResult]) -> str:
             f"| {r.row.name} | {r.peak_iou:.2f} | {r.max_box_acc_v2:.2f} | {r.pxap:.2f} | {r.top1_loc:.2f} | "
             f"{'-' if paper is None else f'{paper:.2f}'} |"
         )
+    return "\n".join(lines)
+
+
+DIAGNOSTICS_COLUMNS = (
+    ("peak_on_head", "CAM peak on head"),
+    ("peak_on_body", "CAM peak on body"),
+    ("mean_on_head", "mean CAM head"),
+    ("mean_on_body", "mean CAM body"),
+    ("mean_on_background", "mean CAM background"),
+    ("positive_inside", "P mass inside"),
+    ("negative_inside", "Q mass inside"),
+    ("object_area", "object area"),
+    ("negative_weights", "negative weights"),
+)
+
+
+def format_diagnostics(diagnostics: Dict[str, MapDiagnostics]) -> str:
+    """The classifiers' map diagnostics as a markdown table, one row per classifier."""
+    lines = [
+        "| classifier | " + " | ".join(title for _, title in DIAGNOSTICS_COLUMNS) + " |",
+        "|---|" + "---:|" * len(DIAGNOSTICS_COLUMNS),
+    ]
+    for pooling, measured in diagnostics.items():
+        values = measured.as_dict()
+        lines.append(f"| {pooling.upper()} | " + " | ".join(f"{values[key]:.1f}" for key, _ in DIAGNOSTICS_COLUMNS) + " |")
     return "\n".join(lines)
 
 
@@ -276,6 +309,10 @@ def _markdown(result: DemoResult, pictures: List[str]) -> str:
         f"GAP {result.accuracy['gap']:.1f}%, TAP (theta {config.theta_tap}) {result.accuracy['tap']:.1f}%.",
         "",
         "The paper's column is ImageNet-1K with a ResNet50-SE (LID 2020, Table 1); compare directions, not values.",
+        "",
+        "What the classifiers' maps look like (GT class, percent; see camfix.demo.diagnostics):",
+        "",
+        format_diagnostics(result.diagnostics),
         "",
     ]
     lines += [f"![{name}]({name})" for name in pictures]

@@ -7,14 +7,14 @@ its object-oriented API (``Figure`` with an Agg canvas), so no global backend is
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
-from camfix.demo.ablation import NO_CRF_ROWS, RowResult
+from camfix.demo.ablation import RowResult
 from camfix.demo.data import CLASS_NAMES, SyntheticWSOL
-from camfix.viz import GROUND_TRUTH_COLOR, PREDICTED_COLOR, draw_boxes, overlay
+from camfix.viz import draw_localization
 
 __all__ = ["pick_examples", "plot_iou_curves", "plot_overlays", "plot_samples"]
 
@@ -61,9 +61,20 @@ def _enlarge_boxes(boxes: np.ndarray) -> np.ndarray:
     return np.where(boxes[:, :1] < 0, boxes, scaled)
 
 
-def _tile(image: np.ndarray, predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    tile = draw_boxes(_enlarge(image), _enlarge_boxes(truth), GROUND_TRUTH_COLOR, thickness=2)
-    return draw_boxes(tile, _enlarge_boxes(predicted), PREDICTED_COLOR, thickness=2)
+def _tile(
+    image: np.ndarray,
+    saliency: Optional[np.ndarray] = None,
+    predicted: Optional[np.ndarray] = None,
+    truth: Optional[np.ndarray] = None,
+) -> np.ndarray:
+    """An enlarged :func:`camfix.viz.draw_localization` picture (boxes scaled to the enlarged pixels)."""
+    return draw_localization(
+        _enlarge(image),
+        None if saliency is None else _enlarge(saliency),
+        None if predicted is None else _enlarge_boxes(predicted),
+        None if truth is None else _enlarge_boxes(truth),
+        thickness=2,
+    )
 
 
 def _show(axis: Any, image: np.ndarray, title: str = "") -> None:
@@ -107,7 +118,7 @@ def plot_samples(data: SyntheticWSOL, path: PathLike, per_class: int = 5) -> Pat
             truth = np.zeros_like(data.images[index])
             truth[data.masks[index]] = 255
             truth[data.part_masks[index]] = HEAD_COLOR
-            _show(axes[label, per_class], _tile(truth, np.empty((0, 4)), data.boxes[index]))
+            _show(axes[label, per_class], _tile(truth, truth=data.boxes[index]))
         else:
             axes[label, per_class].axis("off")
         axes[label, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
@@ -132,18 +143,19 @@ def plot_overlays(data: SyntheticWSOL, results: Sequence[RowResult], indices: Se
     figure = _figure(1.25 * columns, 1.3 * len(indices) + 0.2)
     axes = figure.subplots(len(indices), columns, squeeze=False)
     for row, index in enumerate(indices):
-        _show(axes[row, 0], _tile(data.images[index], np.empty((0, 4)), data.boxes[index]), "image" if row == 0 else "")
+        _show(axes[row, 0], _tile(data.images[index], truth=data.boxes[index]), "image" if row == 0 else "")
         for column, result in enumerate(results, start=1):
-            heat = overlay(data.images[index], result.maps[index], alpha=0.5)
-            tile = _tile(heat, result.boxes[index].numpy(), data.boxes[index])
+            tile = _tile(data.images[index], result.maps[index].numpy(), result.boxes[index].numpy(), data.boxes[index])
             _show(axes[row, column], tile, result.row.name if row == 0 else "")
     figure.subplots_adjust(left=0.01, right=0.99, top=0.94, bottom=0.01, wspace=0.04, hspace=0.04)
     return _save(figure, path)
 
 
 def plot_iou_curves(results: Sequence[RowResult], path: PathLike) -> Path:
-    """IoU (percent) against the saliency threshold for every row, peaks marked, in one plot (rows without the
-    CRF, :data:`~camfix.demo.ablation.NO_CRF_ROWS`, dashed).
+    """IoU (percent) against the saliency threshold for every row, in one plot, peaks marked.
+
+    A row with the CRF is drawn solid, one without dashed, in the colour of the row with the same fixes otherwise
+    (Baseline and +CRF share a colour, +PaS and +CRF+PaS another, ...).
 
     Args:
         results: :func:`camfix.demo.ablation.evaluate_rows`'s output.
@@ -152,20 +164,22 @@ def plot_iou_curves(results: Sequence[RowResult], path: PathLike) -> Path:
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
-    figure = _figure(6.0, 4.0)
+    figure = _figure(8.0, 4.0)
     axis = figure.subplots()
     thresholds = np.arange(256) / 255
+    colours: Dict[Tuple[str, bool, bool], str] = {}
     for result in results:
-        style = "--" if result.row in NO_CRF_ROWS else "-"
-        (line,) = axis.plot(
-            thresholds, result.iou_curve, style, label=f"{result.row.name} (peak {result.peak_iou:.1f})"
-        )
-        axis.plot([result.peak_threshold], [result.peak_iou], "o", color=line.get_color(), markersize=4)
+        fixes = (result.row.classifier, result.row.pas, result.row.nwc)
+        colour = colours.setdefault(fixes, f"C{len(colours)}")
+        style = "-" if result.row.crf else "--"
+        label = f"{result.row.name} (peak {result.peak_iou:.1f})"
+        axis.plot(thresholds, result.iou_curve, style, color=colour, label=label)
+        axis.plot([result.peak_threshold], [result.peak_iou], "o", color=colour, markersize=4)
     axis.set_xlabel("threshold on the saliency map")
     axis.set_ylabel("IoU with the ground-truth masks (%)")
     axis.set_xlim(0, 1)
     axis.set_ylim(bottom=0)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     figure.tight_layout()
     return _save(figure, path)

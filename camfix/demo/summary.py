@@ -45,8 +45,9 @@ def _cell(values: np.ndarray) -> str:
 
 
 def summary_table(runs: Sequence[Dict[str, object]]) -> str:
-    """Markdown table: per row, mean ± sample standard deviation over the runs of each metric (percent), the
-    range of Peak IoU, and the paper's Peak IoU; then the classifiers' accuracies."""
+    """Markdown tables: per row, mean ± sample standard deviation over the runs of each metric (percent), the
+    range of Peak IoU, and the paper's Peak IoU; the classifiers' map diagnostics likewise (if recorded); then
+    the classifiers' accuracies."""
     names = [row["name"] for row in runs[0]["rows"]]
     header = "| Row | " + " | ".join(title for _, title in METRICS) + " | Peak IoU range | paper Peak IoU |"
     lines = [header, "|---|" + "---:|" * (len(METRICS) + 2)]
@@ -63,12 +64,27 @@ def summary_table(runs: Sequence[Dict[str, object]]) -> str:
         pooling: _cell(np.array([run["classifier_top1_accuracy"][pooling] for run in runs]))
         for pooling in runs[0]["classifier_top1_accuracy"]
     }
+    if all("diagnostics" in run for run in runs):
+        lines += ["", _diagnostics_table(runs)]
     seeds = ", ".join(str(run["seed"]) for run in runs)
     lines += [
         "",
         f"{len(runs)} runs (seeds {seeds}); classifier top-1 accuracy: "
         + ", ".join(f"{pooling.upper()} {cell}%" for pooling, cell in accuracy.items()),
     ]
+    return "\n".join(lines)
+
+
+def _diagnostics_table(runs: Sequence[Dict[str, object]]) -> str:
+    from camfix.demo.pipeline import DIAGNOSTICS_COLUMNS
+
+    lines = [
+        "| classifier | " + " | ".join(title for _, title in DIAGNOSTICS_COLUMNS) + " |",
+        "|---|" + "---:|" * len(DIAGNOSTICS_COLUMNS),
+    ]
+    for pooling in runs[0]["diagnostics"]:
+        cells = [_cell(np.array([run["diagnostics"][pooling][key] for run in runs])) for key, _ in DIAGNOSTICS_COLUMNS]
+        lines.append(f"| {pooling.upper()} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
