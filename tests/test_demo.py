@@ -278,3 +278,53 @@ def test_summary_rejects_inconsistent_runs(tmp_path: Path) -> None:
         summary.load_runs([a, c])
     with pytest.raises(FileNotFoundError, match="results.json"):
         summary.load_runs([tmp_path / "missing"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Map diagnostics
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_diagnostics_match_reference() -> None:
+    import torch.nn.functional as F
+
+    from camfix.demo.diagnostics import diagnose
+
+    data = make_dataset(16, seed=4, split="eval")
+    with deterministic(1):
+        model = build_classifier("gap", QUICK).eval()
+        torch.nn.init.normal_(model.fc.weight)  # a classifier with weights of both signs
+    result = diagnose(model, data, batch_size=5)
+    with torch.no_grad():
+        features = model.forward_features(to_model_input(data.images)).double()
+    weight = model.fc.weight.detach().double()
+    n, channels, h, w = features.shape
+    radius = 64 // h // 2
+    near_head = near_object = 0
+    pos_in = pos_all = neg_in = neg_all = 0.0
+    for i in range(n):
+        k = int(data.labels[i])
+        positive = sum(max(float(weight[k, c]), 0.0) * features[i, c] for c in range(channels))
+        negative = sum(max(-float(weight[k, c]), 0.0) * features[i, c] for c in range(channels))
+        raw = positive - negative
+        up = F.interpolate(raw[None, None], size=(64, 64), mode="bicubic", align_corners=False)[0, 0]
+        y, x = divmod(int(up.argmax()), 64)
+        near = lambda mask: any(  # noqa: E731 - a Euclidean-distance check, written out
+            mask[yy, xx] for yy in range(64) for xx in range(64) if (yy - y) ** 2 + (xx - x) ** 2 <= radius**2
+        )
+        near_head += near(data.part_masks[i])
+        near_object += near(data.masks[i])
+        for part, store in ((positive, "pos"), (negative, "neg")):
+            up = F.interpolate(part[None, None], size=(64, 64), mode="bilinear", align_corners=False)[0, 0].numpy()
+            inside, total = float(up[data.masks[i]].sum()), float(up.sum())
+            if store == "pos":
+                pos_in, pos_all = pos_in + inside, pos_all + total
+            else:
+                neg_in, neg_all = neg_in + inside, neg_all + total
+    assert math.isclose(result.peak_near_head, 100.0 * near_head / n)
+    assert math.isclose(result.peak_near_object, 100.0 * near_object / n)
+    assert math.isclose(result.positive_inside, 100.0 * pos_in / pos_all, rel_tol=1e-4)
+    assert math.isclose(result.negative_inside, 100.0 * neg_in / neg_all, rel_tol=1e-4)
+    assert math.isclose(result.object_area, 100.0 * data.masks.mean())
+    assert math.isclose(result.negative_weights, 100.0 * float((weight < 0).double().mean()))
+    assert 0.0 <= result.mean_on_background <= 100.0 and 0.0 <= result.mean_on_head <= 100.0

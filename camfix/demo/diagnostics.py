@@ -3,8 +3,9 @@
 Per classifier, on the evaluation images, for the ground-truth class ``k`` of each image:
 
 - *The discriminative part dominates* (paper, sections 2.2 and 2.4): where the CAM ``M_k`` (no NWC, min-max
-  normalised, at image size) has its maximum (the head, the rest of the body, or the background), and its mean
-  value on the head, the body and the background.
+  normalised, at image size) has its maximum: near the head, near the object at all (within a Euclidean
+  distance of half a feature-map cell, the precision an upsampled map has), or elsewhere; and its mean value on the head, the rest of the
+  body and the background.
 - *Negative-weight features fire inside objects* (section 2.3, Figure 3): the CAM splits into
   ``M_k = P_k - Q_k`` with ``P_k = sum_c max(w_kc, 0) F_c`` and ``Q_k = sum_c max(-w_kc, 0) F_c``; the share of
   the mass of ``Q_k`` (and of ``P_k``) that lies inside the object, to compare with the object's share of the
@@ -16,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Dict
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -32,8 +34,9 @@ class MapDiagnostics:
     """Measurements of one classifier's GT-class maps, in percent.
 
     Attributes:
-        peak_on_head: images whose CAM maximum lies on the head (the discriminative part).
-        peak_on_body: images whose CAM maximum lies on the rest of the object.
+        peak_near_head: images whose CAM maximum lies within half a feature cell of the head (the discriminative
+            part).
+        peak_near_object: images whose CAM maximum lies within half a feature cell of the object (head or body).
         mean_on_head, mean_on_body, mean_on_background: mean of the min-max normalised CAM (values in percent
             of the map's range) over the head, body and background pixels of all images.
         positive_inside: share of the mass of ``P_k`` (positive-weight features) inside the objects.
@@ -42,8 +45,8 @@ class MapDiagnostics:
         negative_weights: share of the classifier's weights that are negative.
     """
 
-    peak_on_head: float
-    peak_on_body: float
+    peak_near_head: float
+    peak_near_object: float
     mean_on_head: float
     mean_on_body: float
     mean_on_background: float
@@ -84,10 +87,17 @@ def diagnose(model: nn.Module, data: SyntheticWSOL, batch_size: int = 200) -> Ma
     head = data.part_masks
     body = data.masks & ~data.part_masks
     inside = data.masks
+    # Half the stride of the feature map, in image pixels: how far an upsampled map's peak can sit off its cause.
+    radius = max(1, size[0] // features.shape[2] // 2)
+    offsets = np.arange(-radius, radius + 1)
+    disc = (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius**2).astype(np.uint8)
+    near_head = np.stack([cv2.dilate(m.astype(np.uint8), disc) for m in head]).astype(bool)
+    near_object = np.stack([cv2.dilate(m.astype(np.uint8), disc) for m in inside]).astype(bool)
     flat_peak = cam.reshape(len(data), -1).argmax(axis=1)
+    every = np.arange(len(data))
     return MapDiagnostics(
-        peak_on_head=100.0 * float(head.reshape(len(data), -1)[np.arange(len(data)), flat_peak].mean()),
-        peak_on_body=100.0 * float(body.reshape(len(data), -1)[np.arange(len(data)), flat_peak].mean()),
+        peak_near_head=100.0 * float(near_head.reshape(len(data), -1)[every, flat_peak].mean()),
+        peak_near_object=100.0 * float(near_object.reshape(len(data), -1)[every, flat_peak].mean()),
         mean_on_head=100.0 * float(cam[head].mean()),
         mean_on_body=100.0 * float(cam[body].mean()),
         mean_on_background=100.0 * float(cam[~inside].mean()),

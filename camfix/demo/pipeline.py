@@ -227,8 +227,8 @@ def format_table(results: Sequence[RowResult]) -> str:
 
 
 DIAGNOSTICS_COLUMNS = (
-    ("peak_on_head", "CAM peak on head"),
-    ("peak_on_body", "CAM peak on body"),
+    ("peak_near_head", "CAM peak near head"),
+    ("peak_near_object", "CAM peak near object"),
     ("mean_on_head", "mean CAM head"),
     ("mean_on_body", "mean CAM body"),
     ("mean_on_background", "mean CAM background"),
