@@ -32,9 +32,13 @@ from torch import Tensor, nn
 import camfix
 from camfix.demo.data import SyntheticWSOL, make_dataset
 from camfix.demo.pipeline import DemoConfig, build_classifier
+# The demo's own figure helpers, so that these pictures look like its pictures: a matplotlib Figure without
+# pyplot, a palette PNG, tiles enlarged 2x with the boxes drawn on the enlarged pixels.
+from camfix.demo.plots import _figure, _save, _show, _tile, pick_examples
 from camfix.demo.train import deterministic, predict, to_model_input, train_classifier
 from camfix.metrics import max_box_acc
-from camfix.viz import draw_localization, image_grid, overlay
+from camfix.metrics.localization import _box_ious
+from camfix.viz import image_grid
 
 # The paper's values (LID 2020): theta_tap = 0.05 and the 98th percentile; theta_loc as camfix's default (the ECCV
 # code's 0.35).
@@ -43,65 +47,12 @@ PERCENTILE = 98.0
 THETA_LOC = 0.35
 # Examples shown in the bottom rows: spread over object sizes, as the demo's overlays.
 EXAMPLES = 4
-# Pictures are enlarged (nearest neighbour) so that the 64-pixel images and their boxes stay readable.
-ENLARGE = 2
 GAP_COLOR, TAP_COLOR, NEGATIVE_COLOR = "tab:blue", "tab:orange", "tab:red"
 
 
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _save(figure: Any, path: Path) -> Path:
-    """Write the figure as a 256-colour PNG (about a third of a true-colour one, the same to the eye)."""
-    from PIL import Image
-
-    figure.canvas.draw()
-    rgb = Image.fromarray(np.asarray(figure.canvas.buffer_rgba())[..., :3])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rgb.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
-    return path
-
-
-def _enlarge(picture: np.ndarray) -> np.ndarray:
-    return np.repeat(np.repeat(picture, ENLARGE, axis=0), ENLARGE, axis=1)
-
-
-def _enlarge_boxes(boxes: Tensor) -> Tensor:
-    """Inclusive boxes in the enlarged picture: pixel ``x`` covers ``[x * s, x * s + s - 1]``."""
-    return boxes * ENLARGE + torch.tensor([0, 0, ENLARGE - 1, ENLARGE - 1])
-
-
-def _show(axis: Any, picture: np.ndarray, title: str) -> None:
-    axis.imshow(picture, interpolation="nearest")
-    axis.set_xticks([])
-    axis.set_yticks([])
-    axis.set_title(title, fontsize=8)
-
-
-def _box_iou(boxes: Tensor, truth: Tensor) -> np.ndarray:
-    """IoU of inclusive boxes, row by row; a sentinel (no box) has IoU 0."""
-    b, g = boxes.numpy().astype(np.float64), truth.numpy().astype(np.float64)
-    width = np.clip(np.minimum(b[:, 2], g[:, 2]) - np.maximum(b[:, 0], g[:, 0]) + 1, 0, None)
-    height = np.clip(np.minimum(b[:, 3], g[:, 3]) - np.maximum(b[:, 1], g[:, 1]) + 1, 0, None)
-    inter = width * height
-
-    def area(x: np.ndarray) -> np.ndarray:
-        return (x[:, 2] - x[:, 0] + 1) * (x[:, 3] - x[:, 1] + 1)
-
-    iou = inter / (area(b) + area(g) - inter)
-    return np.where(b[:, 0] < 0, 0.0, iou)
-
-
-def pick_examples(data: SyntheticWSOL, count: int) -> List[int]:
-    """``count`` image indices spread over object sizes (quantiles of the object area), smallest first."""
-    order = np.argsort(data.masks.sum(axis=(1, 2)), kind="stable")
-    return [int(order[p]) for p in np.linspace(0, len(order) - 1, count).round().astype(int)]
+def box_ious(boxes: Tensor, truth: Tensor) -> np.ndarray:
+    """IoU of each inclusive box with its ground-truth box, row by row; the no-box sentinel gets 0."""
+    return np.diagonal(_box_ious(boxes.numpy(), truth.numpy())).copy()
 
 
 def train_models(data: SyntheticWSOL, config: DemoConfig, seed: int) -> Dict[str, nn.Module]:
@@ -197,16 +148,14 @@ def figure_tap(models: Dict[str, nn.Module], data: SyntheticWSOL, out: Path) -> 
         result = camfix.localize(
             models[pooling], inputs[examples], labels[examples], theta_loc=THETA_LOC, pct=PERCENTILE
         )
-        ious = _box_iou(result.boxes, torch.from_numpy(data.boxes[examples]))
+        ious = box_ious(result.boxes, torch.from_numpy(data.boxes[examples]))
         numbers[f"{pooling}_examples_mean_iou"] = float(ious.mean())
         tiles.append([
-            draw_localization(_enlarge(data.images[i]), _enlarge(result.maps[j].numpy()),
-                              _enlarge_boxes(result.boxes[j]), _enlarge_boxes(torch.from_numpy(data.boxes[i])),
-                              thickness=2)
+            _tile(data.images[i], result.maps[j].numpy(), result.boxes[j].numpy(), data.boxes[i])
             for j, i in enumerate(examples)
         ])
     maps_axis = figure.add_subplot(grid[1, :])
-    images = [_enlarge(data.images[i]) for i in examples]
+    images = [_tile(data.images[i]) for i in examples]
     _show(maps_axis, image_grid([*images, *tiles[0], *tiles[1]], columns=EXAMPLES, padding=4),
           "(c) rows: image, GAP model's map, TAP model's map (NWC and PaS on; green: box, red: ground truth)")
     figure.tight_layout()
@@ -261,7 +210,7 @@ def figure_nwc(models: Dict[str, nn.Module], data: SyntheticWSOL, out: Path) -> 
     for nwc in (False, True):
         results[nwc] = camfix.localize(model, inputs, labels, clamp_negative=nwc, theta_loc=THETA_LOC, pct=PERCENTILE)
         numbers[f"max_box_acc_nwc_{nwc}"] = max_box_acc(results[nwc].maps, boxes)
-        numbers[f"mean_iou_nwc_{nwc}"] = float(_box_iou(results[nwc].boxes, boxes).mean())
+        numbers[f"mean_iou_nwc_{nwc}"] = float(box_ious(results[nwc].boxes, boxes).mean())
     bar_axis = figure.add_subplot(grid[0, 1])
     names = ["MaxBoxAcc (%)", f"mean box IoU x 100\n(theta_loc {THETA_LOC}, PaS)"]
     without = [numbers["max_box_acc_nwc_False"], 100 * numbers["mean_iou_nwc_False"]]
@@ -277,14 +226,12 @@ def figure_nwc(models: Dict[str, nn.Module], data: SyntheticWSOL, out: Path) -> 
 
     examples = pick_examples(data, EXAMPLES)
     rows = []
-    for j, i in enumerate(examples):
-        truth = _enlarge_boxes(boxes[i])
+    for i in examples:
         rows += [
-            draw_localization(_enlarge(data.images[i]), ground_truth=truth, thickness=2),
-            overlay(_enlarge(data.images[i]), _enlarge(negative_maps[i].numpy())),
+            _tile(data.images[i], truth=data.boxes[i]),
+            _tile(data.images[i], negative_maps[i].numpy()),
             *[
-                draw_localization(_enlarge(data.images[i]), _enlarge(results[nwc].maps[i].numpy()),
-                                  _enlarge_boxes(results[nwc].boxes[i]), truth, thickness=2)
+                _tile(data.images[i], results[nwc].maps[i].numpy(), results[nwc].boxes[i].numpy(), data.boxes[i])
                 for nwc in (False, True)
             ],
         ]
@@ -305,7 +252,7 @@ def figure_pas(models: Dict[str, nn.Module], data: SyntheticWSOL, out: Path) -> 
     by_standard = {}
     for pct in (100.0, PERCENTILE):
         box = camfix.percentile_box(maps, THETA_LOC, pct)
-        iou = _box_iou(box, boxes)
+        iou = box_ious(box, boxes)
         by_standard[pct] = (box, iou)
         numbers[f"gt_known_loc_pct_{pct:g}"] = 100.0 * float((iou >= 0.5).mean())
         numbers[f"mean_iou_pct_{pct:g}"] = float(iou.mean())
@@ -320,9 +267,8 @@ def figure_pas(models: Dict[str, nn.Module], data: SyntheticWSOL, out: Path) -> 
 
     figure = _figure(11.0, 3.4)
     axes = figure.subplots(1, 4, gridspec_kw={"width_ratios": [1, 1.5, 1, 1]})
-    truth = _enlarge_boxes(boxes[index])
-    _show(axes[0], draw_localization(_enlarge(data.images[index]), _enlarge(saliency.numpy()), ground_truth=truth,
-                                     thickness=2), "(a) the map (NWC on)\nground truth in red")
+    image, truth = data.images[index], data.boxes[index]
+    _show(axes[0], _tile(image, saliency.numpy(), truth=truth), "(a) the map (NWC on)\nground truth in red")
     values = saliency.flatten().numpy()
     axes[1].hist(values, bins=50, color="tab:gray")
     axes[1].set_yscale("log")
@@ -336,8 +282,7 @@ def figure_pas(models: Dict[str, nn.Module], data: SyntheticWSOL, out: Path) -> 
     for axis, pct, name in ((axes[2], 100.0, "max"), (axes[3], PERCENTILE, f"percentile {PERCENTILE:g}")):
         mask = (saliency > thresholds[pct]).numpy()
         box, iou = by_standard[pct]
-        picture = draw_localization(_enlarge(np.where(mask[..., None], data.images[index], data.images[index] // 4)),
-                                    predicted=_enlarge_boxes(box[index]), ground_truth=truth, thickness=2)
+        picture = _tile(np.where(mask[..., None], image, image // 4), None, box[index].numpy(), truth)
         _show(axis, picture, f"({'c' if pct == 100.0 else 'd'}) map > {THETA_LOC} x {name}\nbox IoU {iou[index]:.2f}")
     figure.tight_layout()
     _save(figure, out / "fix-pas.png")
