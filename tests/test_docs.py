@@ -129,8 +129,10 @@ def test_page_snippets_run(page: Path, tmp_path: Path, monkeypatch: pytest.Monke
         if snippet.skip_reason:
             continue
         where = f"{_page_id(page)}:{snippet.line}"
+        # Padded with blank lines so that a traceback's line numbers are the page's.
+        code = "\n" * (snippet.line - 1) + snippet.code
         try:
-            exec(compile(snippet.code, where, "exec"), namespace)
+            exec(compile(code, str(page), "exec"), namespace)
         except Exception as error:  # the page and line of the failing block, then the original error
             raise AssertionError(f"the {'setup comment' if snippet.hidden else 'code block'} at {where} failed: "
                                  f"{type(error).__name__}: {error}") from error
