@@ -8,6 +8,8 @@ value reflects how strongly the channel fires where it fires, not how large that
 
 from __future__ import annotations
 
+from typing import Any, Optional, Tuple
+
 import torch
 from torch import Tensor, nn
 
@@ -47,20 +49,40 @@ def tap(x: Tensor, theta: float = DEFAULT_THETA_TAP, flatten: bool = False) -> T
     if x.shape[2] == 0 or x.shape[3] == 0:
         raise ValueError(f"x must have a non-empty spatial size (H, W), got shape {tuple(x.shape)}")
     theta = check_number("theta", theta, 0.0, 1.0, high_inclusive=False)
-    compute_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
-    values = x.to(compute_dtype)
-    channel_max = values.amax(dim=(2, 3), keepdim=True)
-    # The threshold is a constant for autograd: gradient reaches the kept elements only, as in the paper's code.
-    tau = (channel_max * theta).detach()
-    count = (values > tau).sum(dim=(2, 3), keepdim=True, dtype=compute_dtype)
-    # sum over kept x == sum(relu(x - tau)) + tau * count. The relu form is one fused pass (a masked product is
-    # two) and stays finite where an excluded element is -inf (-inf * 0 would be NaN).
-    kept_sum = torch.relu(values - tau).sum(dim=(2, 3), keepdim=True) + tau * count
-    # A channel with nothing above tau has kept_sum == 0, so dividing by max(count, 1) pools it to 0.
-    pooled = torch.where(torch.isfinite(channel_max), kept_sum / count.clamp_min(1.0), channel_max)
-    if flatten:
-        pooled = pooled.flatten(1)
-    return pooled.to(x.dtype)
+    pooled = _ThresholdedAveragePool.apply(x, theta)
+    return pooled.flatten(1) if flatten else pooled
+
+
+class _ThresholdedAveragePool(torch.autograd.Function):
+    """TAP with a hand-written backward: four passes over the input, where autograd's graph of the same
+    expression needs about twice as many (the max and the boolean mask each get their own backward work)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, theta: float) -> Tensor:
+        compute_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+        values = x.to(compute_dtype)
+        channel_max = values.amax(dim=(2, 3), keepdim=True)
+        tau = channel_max * theta
+        # relu(x - tau) > 0 exactly where x > tau (x != tau implies x - tau != 0 in IEEE arithmetic), so one
+        # buffer gives both the kept sum, sum(relu(x - tau)) + tau * count, and, after sign_(), the 0/1 mask that
+        # counts and that the backward needs. Excluded -inf elements contribute relu(-inf) = 0, not -inf * 0 = NaN.
+        kept = torch.relu_(values - tau)
+        shifted_sum = kept.sum(dim=(2, 3), keepdim=True)
+        count = kept.sign_().sum(dim=(2, 3), keepdim=True)
+        # A channel with nothing above tau has a zero sum, so dividing by max(count, 1) pools it to 0.
+        pooled = (shifted_sum + tau * count) / count.clamp_min(1.0)
+        pooled = torch.where(torch.isfinite(channel_max), pooled, channel_max)
+        ctx.save_for_backward(kept, count)
+        ctx.input_dtype = x.dtype
+        return pooled.to(x.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_output: Tensor) -> Tuple[Optional[Tensor], None]:
+        kept, count = ctx.saved_tensors
+        # The mask and the count are constants: each kept element receives grad / count, as in the paper's code.
+        grad_input = kept * (grad_output.to(kept.dtype) / count.clamp_min(1.0))
+        return grad_input.to(ctx.input_dtype), None
 
 
 class TAPool(nn.Module):
