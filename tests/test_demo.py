@@ -18,6 +18,15 @@ from camfix.demo.pipeline import QUICK, DemoConfig, build_classifier
 from camfix.demo.plots import TILE_SCALE, _enlarge_boxes, pick_examples
 from camfix.demo.train import _learning_rate, deterministic, predict, to_model_input, train_classifier
 
+
+
+@pytest.fixture(autouse=True)
+def _skip_without_pydensecrf(request: pytest.FixtureRequest) -> None:
+    # Four of the five rows refine their maps with the dense CRF (the optional crf extra).
+    if request.node.get_closest_marker("crf") is not None:
+        pytest.importorskip("pydensecrf.densecrf")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The synthetic benchmark
 # ---------------------------------------------------------------------------------------------------------------
@@ -172,6 +181,7 @@ def test_rows_follow_table_1() -> None:
     ]
 
 
+@pytest.mark.crf
 def test_evaluate_rows_on_untrained_models() -> None:
     data = make_dataset(16, seed=2, split="eval")
     config = DemoConfig(train_images=16, eval_images=16, epochs=1)
@@ -205,6 +215,7 @@ def test_plot_helpers() -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.crf
 def test_camfix_demo_quick(tmp_path: Path, capsys) -> None:
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out), "--seed", "1", "--no-progress"]) == 0

@@ -16,6 +16,13 @@ def se_channels(channels: int, rd_ratio: float = 1.0 / 16) -> int:
     """Bottleneck width of an SE block: ``channels * rd_ratio`` rounded to the nearest multiple of 8, at least 8.
 
     This is timm's ``make_divisible(channels * rd_ratio, 8, round_limit=0.)``, so 256 -> 16 and 2048 -> 128.
+
+    Args:
+        channels: channels of the block's input and output.
+        rd_ratio: reduction ratio; SE-ResNet's 1/16 by default.
+
+    Returns:
+        The width of ``fc1``'s output.
     """
     return max(8, int(channels * rd_ratio + 4) // 8 * 8)
 

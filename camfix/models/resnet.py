@@ -193,7 +193,15 @@ class ResNet(nn.Module):
                 nn.init.zeros_(module.bn3.weight)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Images ``(N, 3, H, W)`` float -> last-stage features ``(N, num_features, h, w)`` (after ReLU, >= 0)."""
+        """The last feature map, the input of ``global_pool`` and of a class activation map.
+
+        Args:
+            x: images ``(N, 3, H, W)``, floating point, normalised as the weights expect.
+
+        Returns:
+            Features ``(N, num_features, h, w)`` after the last ReLU (so ``>= 0``), ``h = ceil(H / s)`` for the
+            output stride ``s``; dtype of ``x``.
+        """
         check_tensor("x", x, 4, shape_hint="(N, 3, H, W)")
         if x.shape[1] != 3:
             raise ValueError(f"x must have 3 (RGB) channels, shape (N, 3, H, W), got shape {tuple(x.shape)}")
@@ -203,7 +211,18 @@ class ResNet(nn.Module):
         return x
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Features ``(N, C, h, w)`` -> pooled ``(N, C)`` with ``pre_logits``, else logits ``(N, K)``."""
+        """Pool the features and classify them.
+
+        Args:
+            x: features ``(N, C, h, w)`` from :meth:`forward_features`.
+            pre_logits: stop after the pooling.
+
+        Returns:
+            Pooled features ``(N, C)`` with ``pre_logits``, else logits ``(N, K)`` (unnormalised scores).
+
+        Raises:
+            ValueError: a replacement ``global_pool`` did not return ``(N, C)``.
+        """
         x = self.global_pool(x)
         if x.dim() != 2:
             raise ValueError(
@@ -217,14 +236,22 @@ class ResNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def get_classifier(self) -> nn.Module:
-        """The classifier ``fc``: an ``nn.Linear`` with weight ``(K, C)``, or an identity when ``K == 0``."""
+        """The classifier, as timm names it.
+
+        Returns:
+            ``fc``: an ``nn.Linear`` with weight ``(K, C)`` (the CAM weights), or an ``nn.Identity`` when ``K == 0``.
+        """
         return self.fc
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[Union[str, nn.Module]] = None) -> None:
-        """Replace ``fc`` by a freshly initialised one with ``num_classes`` outputs.
+        """Replace ``fc`` by a freshly initialised one, e.g. to fine-tune on another label set.
 
         Unlike timm, whose default resets the pooling to ``"avg"``, the current ``global_pool`` (a TAP layer, say)
         is kept unless ``global_pool`` is given.
+
+        Args:
+            num_classes: outputs ``K`` of the new ``fc``, ``>= 0`` (0: an identity, pooled features out).
+            global_pool: ``None`` (keep the current pooling), ``"avg"``, ``"max"`` or a pooling module.
         """
         self.num_classes = check_int("num_classes", num_classes, 0)
         if global_pool is not None:
@@ -233,7 +260,15 @@ class ResNet(nn.Module):
 
 
 def resnet50(num_classes: int = 1000, global_pool: Union[str, nn.Module] = "avg") -> ResNet:
-    """ResNet-50 (timm ``resnet50``, torchvision ``resnet50``): 25.6M parameters with 1000 classes."""
+    """ResNet-50 (timm ``resnet50``; torchvision's has the same state_dict keys): 25.6M parameters.
+
+    Args:
+        num_classes: classifier outputs; default 1000 (ImageNet).
+        global_pool: ``"avg"`` (GAP, default), ``"max"`` or a module such as ``camfix.TAPool(0.05, flatten=True)``.
+
+    Returns:
+        An untrained :class:`ResNet` (He-normal initialisation).
+    """
     return ResNet((3, 4, 6, 3), num_classes=num_classes, global_pool=global_pool)
 
 
@@ -241,6 +276,13 @@ def seresnet50(num_classes: int = 1000, global_pool: Union[str, nn.Module] = "av
     """SE-ResNet-50 (timm ``seresnet50``), the paper's ResNet50-SE backbone: 28.1M parameters with 1000 classes.
 
     The paper trains it with TAP (``global_pool=camfix.TAPool(0.05, flatten=True)``) on 336x336 crops.
+
+    Args:
+        num_classes: classifier outputs; default 1000 (ImageNet).
+        global_pool: ``"avg"`` (GAP, default), ``"max"`` or a module such as ``camfix.TAPool(0.05, flatten=True)``.
+
+    Returns:
+        An untrained :class:`ResNet` with SE blocks.
     """
     return ResNet((3, 4, 6, 3), num_classes=num_classes, global_pool=global_pool, squeeze_excite=True)
 
@@ -255,8 +297,19 @@ def seresnet_small(
 ) -> ResNet:
     """A narrow, shallow SE-ResNet with the same structure and key pattern as ``seresnet50``, for CPU training.
 
-    Defaults: one block per stage, widths 1/4 of ResNet-50 (512 output channels), output stride 8 so that a
-    64x64 image gives an 8x8 class activation map. About 0.4M parameters.
+    The defaults (the demo's classifier) have 0.56M parameters with 8 classes and 512 output channels; a 64x64
+    image gives an 8x8 class activation map.
+
+    Args:
+        num_classes: classifier outputs ``K``.
+        global_pool: ``"avg"`` (GAP, default), ``"max"`` or a module such as ``camfix.TAPool(0.05, flatten=True)``.
+        layers: blocks per stage; default one in each of four stages.
+        channels: bottleneck width per stage (outputs are 4x wider); default a quarter of ResNet-50's.
+        stem_width: channels of the 7x7 stem; default 16.
+        output_stride: 8 (default), 16 or 32.
+
+    Returns:
+        An untrained :class:`ResNet` with SE blocks.
     """
     return ResNet(
         layers,
