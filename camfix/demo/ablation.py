@@ -134,6 +134,12 @@ def crf_params_for(image_size: int) -> DenseCRFParams:
     """camfix's CRF defaults with both spatial widths scaled from the paper's 336-pixel crops to ``image_size``.
 
     Scaling ``sxy`` with the image is the convention of PSA (Ahn & Kwak, 2018), whose values the defaults are.
+
+    Args:
+        image_size: side of the images in pixels (64 in the demo).
+
+    Returns:
+        :class:`camfix.crf.DenseCRFParams` with ``gaussian_sxy`` and ``bilateral_sxy`` times ``image_size / 336``.
     """
     defaults = DenseCRFParams()
     scale = image_size / PAPER_CROP

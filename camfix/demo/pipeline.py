@@ -30,6 +30,8 @@ __all__ = [
     "DemoConfig",
     "DemoResult",
     "build_classifier",
+    "DIAGNOSTICS_COLUMNS",
+    "DEFAULT_THREADS",
     "format_diagnostics",
     "format_table",
     "main_rows",
@@ -131,7 +133,16 @@ def _threads(count: int) -> Iterator[None]:
 
 
 def build_classifier(pooling: str, config: DemoConfig) -> nn.Module:
-    """The demo's SE-ResNet (:func:`camfix.models.seresnet_small`, 8 classes) with GAP or TAP."""
+    """The demo's classifier, untrained.
+
+    Args:
+        pooling: ``"gap"`` (global average pooling) or ``"tap"`` (``camfix.TAPool(config.theta_tap)``).
+        config: the run's sizes (for ``theta_tap``).
+
+    Returns:
+        :func:`camfix.models.seresnet_small` with 8 classes and that pooling; its initial weights come from
+        torch's global generator (seed it first, as :func:`run_demo` does).
+    """
     if pooling not in ("gap", "tap"):
         raise ValueError(f"pooling must be 'gap' or 'tap', got {pooling!r}")
     pool = "avg" if pooling == "gap" else camfix.TAPool(config.theta_tap, flatten=True)
@@ -212,7 +223,15 @@ def run_demo(
 
 
 def format_table(results: Sequence[RowResult]) -> str:
-    """Rows as a markdown table, metrics in percent; the paper's Peak IoU beside ours where the paper has the row."""
+    """Rows as a markdown table.
+
+    Args:
+        results: scored rows, e.g. :func:`main_rows` of a run.
+
+    Returns:
+        The table: Peak IoU, MaxBoxAccV2, PxAP and top-1 loc in percent, and the paper's Peak IoU where the paper
+        has the row.
+    """
     lines = [
         "| Row | Peak IoU | MaxBoxAccV2 | PxAP | top-1 loc | paper Peak IoU |",
         "|---|---:|---:|---:|---:|---:|",
@@ -226,6 +245,7 @@ def format_table(results: Sequence[RowResult]) -> str:
     return "\n".join(lines)
 
 
+#: (field of :class:`~camfix.demo.diagnostics.MapDiagnostics`, column title) of the diagnostics tables.
 DIAGNOSTICS_COLUMNS = (
     ("peak_near_head", "CAM peak near head"),
     ("peak_near_object", "CAM peak near object"),
@@ -240,7 +260,14 @@ DIAGNOSTICS_COLUMNS = (
 
 
 def format_diagnostics(diagnostics: Dict[str, MapDiagnostics]) -> str:
-    """The classifiers' map diagnostics as a markdown table, one row per classifier."""
+    """The classifiers' map diagnostics as a markdown table.
+
+    Args:
+        diagnostics: ``{"gap": ..., "tap": ...}`` as :attr:`DemoResult.diagnostics`.
+
+    Returns:
+        One row per classifier, the columns of :data:`DIAGNOSTICS_COLUMNS`, values in percent.
+    """
     lines = [
         "| classifier | " + " | ".join(title for _, title in DIAGNOSTICS_COLUMNS) + " |",
         "|---|" + "---:|" * len(DIAGNOSTICS_COLUMNS),
@@ -252,17 +279,40 @@ def format_diagnostics(diagnostics: Dict[str, MapDiagnostics]) -> str:
 
 
 def main_rows(result: DemoResult) -> List[RowResult]:
-    """The paper's five rows (:data:`ROWS`) of a run."""
+    """The paper's five rows of a run.
+
+    Args:
+        result: a run.
+
+    Returns:
+        Its results for :data:`~camfix.demo.ablation.ROWS`, in order.
+    """
     return [r for r in result.rows if r.row in ROWS]
 
 
 def no_crf_rows(result: DemoResult) -> List[RowResult]:
-    """The baseline and :data:`NO_CRF_ROWS` of a run."""
+    """The rows without the CRF of a run.
+
+    Args:
+        result: a run.
+
+    Returns:
+        Its results for the baseline and :data:`~camfix.demo.ablation.NO_CRF_ROWS`, in order.
+    """
     return [r for r in result.rows if r.row in (ROWS[0],) + NO_CRF_ROWS]
 
 
 def write_pictures(result: DemoResult, evaluation: SyntheticWSOL, out_dir: Path) -> List[Path]:
-    """overlays.png, iou_curves.png and samples.png in ``out_dir``; none, with a warning, without matplotlib."""
+    """Write overlays.png, iou_curves.png and samples.png (:mod:`camfix.demo.plots`).
+
+    Args:
+        result: the run.
+        evaluation: the evaluation split the run scored.
+        out_dir: the output folder (created).
+
+    Returns:
+        The files written; none, with a logged warning, when matplotlib is not installed.
+    """
     from camfix.demo import plots
 
     try:
@@ -279,7 +329,16 @@ def write_pictures(result: DemoResult, evaluation: SyntheticWSOL, out_dir: Path)
 
 
 def write_results(result: DemoResult, out_dir: Path, pictures: List[Path]) -> List[Path]:
-    """results.md (linking ``pictures``) and results.json in ``out_dir``; returns every file of the run."""
+    """Write results.json (every number, :meth:`DemoResult.as_dict`) and results.md (the tables).
+
+    Args:
+        result: the run.
+        out_dir: the output folder (created).
+        pictures: the pictures to link from results.md.
+
+    Returns:
+        Every file of the run: results.md, results.json, then ``pictures``.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "results.json"
     json_path.write_text(json.dumps(result.as_dict(), indent=2) + "\n")

@@ -86,7 +86,15 @@ def _show(axis: Any, image: np.ndarray, title: str = "") -> None:
 
 
 def pick_examples(data: SyntheticWSOL, count: int) -> List[int]:
-    """``count`` image indices spread over object sizes (the quantiles of the object area), smallest first."""
+    """Images to show, spread over object sizes.
+
+    Args:
+        data: a split of the synthetic benchmark.
+        count: how many (at most ``len(data)``).
+
+    Returns:
+        Indices at evenly spaced quantiles of the object area, smallest object first.
+    """
     order = np.argsort(data.masks.sum(axis=(1, 2)), kind="stable")
     positions = np.linspace(0, len(order) - 1, min(count, len(order))).round().astype(int)
     return [int(order[p]) for p in positions]

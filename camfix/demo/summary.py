@@ -19,7 +19,18 @@ METRICS = (("peak_iou", "Peak IoU"), ("max_box_acc_v2", "MaxBoxAccV2"), ("pxap",
 
 
 def load_runs(folders: Sequence[Path]) -> List[Dict[str, object]]:
-    """The results.json of each folder; they must have the same configuration and rows, and distinct seeds."""
+    """Read the results of several runs.
+
+    Args:
+        folders: output folders of ``camfix demo --out``.
+
+    Returns:
+        The parsed results.json of each folder, in order.
+
+    Raises:
+        FileNotFoundError: a folder has no results.json.
+        ValueError: no folder, or runs of different configurations or rows, or a seed given twice.
+    """
     runs = []
     for folder in folders:
         path = Path(folder) / "results.json"
@@ -45,9 +56,16 @@ def _cell(values: np.ndarray) -> str:
 
 
 def summary_table(runs: Sequence[Dict[str, object]]) -> str:
-    """Markdown tables: per row, mean ± sample standard deviation over the runs of each metric (percent), the
-    range of Peak IoU, and the paper's Peak IoU; the classifiers' map diagnostics likewise (if recorded); then
-    the classifiers' accuracies."""
+    """Markdown tables of several runs.
+
+    Args:
+        runs: as :func:`load_runs` returns them.
+
+    Returns:
+        Per row, mean ± sample standard deviation over the runs of each metric (percent), the range of Peak IoU
+        and the paper's Peak IoU; the classifiers' map diagnostics likewise (if recorded); then the classifiers'
+        accuracies.
+    """
     names = [row["name"] for row in runs[0]["rows"]]
     header = "| Row | " + " | ".join(title for _, title in METRICS) + " | Peak IoU range | paper Peak IoU |"
     lines = [header, "|---|" + "---:|" * (len(METRICS) + 2)]
@@ -89,6 +107,7 @@ def _diagnostics_table(runs: Sequence[Dict[str, object]]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m camfix.demo.summary FOLDER...``: print the tables; returns the exit status (2 on bad input)."""
     parser = argparse.ArgumentParser(prog="python -m camfix.demo.summary", description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path, help="output folders of `camfix demo --out`")
     args = parser.parse_args(argv)

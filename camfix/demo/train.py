@@ -27,7 +27,11 @@ MOMENTUM = 0.9
 
 @contextlib.contextmanager
 def deterministic(seed: int) -> Iterator[None]:
-    """Seed torch and ask for deterministic kernels inside the block; the previous setting is restored after."""
+    """Seed torch and ask for deterministic kernels inside the block; the previous setting is restored after.
+
+    Args:
+        seed: passed to ``torch.manual_seed`` (which fixes, e.g., the initial weights of a model built inside).
+    """
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(seed)
@@ -38,9 +42,15 @@ def deterministic(seed: int) -> Iterator[None]:
 
 
 def to_model_input(images: np.ndarray) -> torch.Tensor:
-    """uint8 RGB ``(N, H, W, 3)`` -> float32 ``(N, 3, H, W)`` normalised with ImageNet's mean and std.
+    """The classifiers' input: images scaled to ``[0, 1]``, then normalised with ImageNet's mean and std.
 
     ImageNet's statistics keep :func:`camfix.localize`'s default un-normalisation (for the CRF) valid.
+
+    Args:
+        images: uint8 RGB ``(N, H, W, 3)``.
+
+    Returns:
+        float32 ``(N, 3, H, W)``.
     """
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
@@ -122,7 +132,16 @@ def train_classifier(
 
 @torch.no_grad()
 def predict(model: nn.Module, data: SyntheticWSOL, batch_size: int = 256) -> np.ndarray:
-    """Top-1 predicted classes ``(N,)`` int64 of ``model`` (in eval mode) on ``data``."""
+    """Top-1 predictions of a classifier.
+
+    Args:
+        model: a classifier taking ImageNet-normalised ``(N, 3, H, W)``; it is put in eval mode.
+        data: the images to classify.
+        batch_size: images per forward pass.
+
+    Returns:
+        ``(N,)`` int64 predicted classes.
+    """
     model.eval()
     return np.concatenate(
         [
