@@ -221,22 +221,8 @@ KNOWN_DOCSTRING_GAPS = frozenset(
         ('camfix.metrics.pxap', 'Returns'),
         ('camfix.metrics.read_metadata', 'Args'),
         ('camfix.metrics.read_metadata', 'Returns'),
-        ('camfix.models.ResNet.forward_features', 'Args'),
-        ('camfix.models.ResNet.forward_features', 'Returns'),
-        ('camfix.models.ResNet.forward_head', 'Args'),
-        ('camfix.models.ResNet.forward_head', 'Returns'),
-        ('camfix.models.ResNet.get_classifier', 'Returns'),
-        ('camfix.models.ResNet.reset_classifier', 'Args'),
         ('camfix.models.read_state_dict', 'Args'),
         ('camfix.models.read_state_dict', 'Returns'),
-        ('camfix.models.resnet50', 'Args'),
-        ('camfix.models.resnet50', 'Returns'),
-        ('camfix.models.se_channels', 'Args'),
-        ('camfix.models.se_channels', 'Returns'),
-        ('camfix.models.seresnet50', 'Args'),
-        ('camfix.models.seresnet50', 'Returns'),
-        ('camfix.models.seresnet_small', 'Args'),
-        ('camfix.models.seresnet_small', 'Returns'),
     }
 )
 
