@@ -166,8 +166,8 @@ def check_dtype(
 
 def check_in_range(name: str, value: torch.Tensor, low: float, high: float) -> None:
     """Check that every entry of a (finite) tensor lies in ``[low, high]``, e.g. a probability map in [0, 1]."""
-    if value.numel() and (float(value.min()) < low or float(value.max()) > high):
-        raise ValueError(
-            f"{name} must have values in [{low:g}, {high:g}], "
-            f"got values in [{float(value.min()):g}, {float(value.max()):g}]"
-        )
+    if value.numel() == 0:
+        return
+    minimum, maximum = (float(v) for v in torch.aminmax(value.detach()))
+    if minimum < low or maximum > high:
+        raise ValueError(f"{name} must have values in [{low:g}, {high:g}], got values in [{minimum:g}, {maximum:g}]")

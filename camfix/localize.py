@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ._validation import check_classes, check_finite, check_number, check_size, check_tensor
 from .adapters import Classifier, FeatureCapture, classifier_weight, resolve_feature_source
 from .maps import INTERPOLATION_MODES, cam, normalize_maps, resize_maps
-from .thresholds import DEFAULT_PCT, DEFAULT_THETA_LOC, mask_to_box, percentile_threshold
+from .thresholds import DEFAULT_PCT, DEFAULT_THETA_LOC, mask_to_box, percentile_normalize, percentile_threshold
 
 if TYPE_CHECKING:
     from .crf import DenseCRFParams
@@ -27,12 +27,12 @@ class LocalizationResult:
     """What :func:`localize` returns; every tensor is on the device of the images.
 
     Attributes:
-        maps: ``(N, H, W)`` float32 class activation maps at image size, min-max normalised to ``[0, 1]`` (after
-            the CRF when it was asked for).
+        maps: ``(N, H, W)`` float32 class activation maps at image size, min-max normalised to ``[0, 1]``; with
+            the CRF, its refined foreground probability.
         masks: ``(N, H, W)`` bool, ``maps > thresholds``.
         boxes: ``(N, 4)`` int64 ``(x0, y0, x1, y1)``, inclusive, of the largest connected region of each mask;
             ``(-1, -1, -1, -1)`` where the mask is empty.
-        thresholds: ``(N,)`` float32, ``theta_loc * percentile_pct(map)``.
+        thresholds: ``(N,)`` float32, ``theta_loc * percentile_pct(map)`` (``theta_loc`` with the CRF).
         classes: ``(N,)`` int64, the class each map is of (the labels given, else the top-1 predictions).
         logits: ``(N, K)`` the model's output, in its own dtype.
     """
@@ -69,9 +69,13 @@ def localize(
     The model runs once in eval mode under ``torch.no_grad()`` (its train/eval mode is restored afterwards); a
     hook records the last feature map and is removed on exit, also when the forward pass raises. Then: the map of
     one class per image (:func:`camfix.cam`, NWC by default), resized to the image size and min-max normalised,
-    optionally refined by a dense CRF, thresholded with PaS (``theta_loc * percentile_pct``), and boxed around
-    its largest connected region. The model may have been trained with GAP or TAP: the map is built from the
-    features before pooling either way.
+    thresholded with PaS (``theta_loc * percentile_pct``), and boxed around its largest connected region. The
+    model may have been trained with GAP or TAP: the map is built from the features before pooling either way.
+
+    With ``crf=True`` PaS comes before the CRF, as in the camfix demo and ImageNet recipe: the map is divided by
+    its percentile (:func:`camfix.percentile_normalize`, so ``map' > theta_loc`` is the PaS mask), the dense
+    CRF refines that map against the RGB image, and the refined foreground probability is thresholded at
+    ``theta_loc``. (A CRF's output is nearly binary, so a percentile taken after it would change little.)
 
     The paper's full method is the default: ``clamp_negative=True, pct=98`` (add ``crf=True`` for its
     post-processing and a TAP-trained model). The original CAM is ``clamp_negative=False, pct=100``.
@@ -91,10 +95,13 @@ def localize(
         pct: percentile in ``[0, 100]`` (PaS); paper 98; 100 gives the max-based threshold of CAM.
         image_size: ``(H, W)`` of the output maps; default the size of ``images``.
         interpolation: ``"bicubic"`` (as the reference evaluator) or ``"bilinear"``.
-        crf: refine the normalised maps with a dense CRF (needs ``pip install "camfix[crf]"``).
+        crf: refine the percentile-normalised maps with a dense CRF (needs ``pip install "camfix[crf]"``); see
+            above for the order.
         crf_images: ``(N, 3, H, W)`` uint8 RGB images for the CRF; by default ``images`` are un-normalised
             with ``mean`` and ``std``.
-        mean, std: the per-channel normalisation of ``images`` (ImageNet's by default), used only for the CRF.
+        mean: the per-channel mean that ``images`` were normalised with (ImageNet's by default); used only to
+            recover RGB images for the CRF.
+        std: the per-channel standard deviation, likewise.
         crf_params: :class:`camfix.crf.DenseCRFParams` (iterations, kernel widths, weights); ``None`` for its
             defaults.
         crf_workers: processes refining the batch in parallel; ``None`` for one per usable CPU (at most ``N``).
@@ -157,8 +164,10 @@ def localize(
             from .crf import refine_saliency_batch
 
             rgb = crf_images if crf_images is not None else _to_uint8_rgb(images, mean, std)
-            maps = refine_saliency_batch(rgb, maps, crf_params, workers=crf_workers)
-        thresholds = percentile_threshold(maps, theta_loc, pct)
+            maps = refine_saliency_batch(rgb, percentile_normalize(maps, pct), crf_params, workers=crf_workers)
+            thresholds = torch.full((maps.shape[0],), theta_loc, dtype=maps.dtype, device=maps.device)
+        else:
+            thresholds = percentile_threshold(maps, theta_loc, pct)
         masks = maps > thresholds[:, None, None]
         boxes = mask_to_box(masks)
     return LocalizationResult(maps, masks, boxes, thresholds, classes, logits)

@@ -11,6 +11,7 @@ import torch
 from nets import ConvHeadNet, TimmStyleNet, TorchvisionResNet
 from torch import Tensor, nn
 
+import camfix
 from camfix import (
     NO_BOX,
     LocalizationResult,
@@ -464,3 +465,42 @@ def test_localize_under_cuda_autocast_float16() -> None:
         result = localize(model, images, [2, 3])
     assert result.maps.dtype == torch.float32 and result.logits.dtype == torch.float16
     torch.testing.assert_close(result.maps, expected.maps, rtol=0, atol=0.05)
+
+
+@pytest.mark.crf
+def test_crf_runs_after_pas_and_thresholds_the_refined_map_at_theta_loc() -> None:
+    pytest.importorskip("pydensecrf.densecrf")
+    from camfix.crf import DenseCRFParams, refine_saliency_batch
+
+    model = torchvision_model()
+    images = torch.randn(2, 3, 40, 48)
+    rgb = torch.randint(0, 256, (2, 3, 40, 48), dtype=torch.uint8)
+    params = DenseCRFParams(iterations=3)
+    result = localize(model, images, crf=True, crf_images=rgb, crf_params=params, crf_workers=1, theta_loc=0.4)
+    with torch.no_grad():
+        features = model.layer4(model.layer3(model.layer2(model.layer1(
+            model.maxpool(model.relu(model.bn1(model.conv1(images))))))))
+    plain = manual_localization(features, model.fc.weight, result.classes, (40, 48))["maps"]
+    expected = refine_saliency_batch(rgb, camfix.percentile_normalize(plain, 98.0), params, workers=1)
+    torch.testing.assert_close(result.maps, expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(result.thresholds, torch.full((2,), 0.4))
+    assert torch.equal(result.masks, result.maps > 0.4)
+    assert torch.equal(result.boxes, mask_to_box(result.masks))
+
+
+def test_crf_default_images_are_the_unnormalised_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without crf_images, the CRF sees ``images * std + mean`` as uint8 RGB."""
+    pytest.importorskip("pydensecrf.densecrf")
+    import camfix.crf
+
+    seen = {}
+
+    def record(images: Tensor, maps: Tensor, params: object, workers: object) -> Tensor:
+        seen["images"] = images
+        return maps
+
+    monkeypatch.setattr(camfix.crf, "refine_saliency_batch", record)
+    rgb = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8)
+    mean, std = torch.tensor(camfix.IMAGENET_MEAN)[:, None, None], torch.tensor(camfix.IMAGENET_STD)[:, None, None]
+    localize(torchvision_model(), (rgb.float() / 255 - mean) / std, crf=True)
+    assert torch.equal(seen["images"], rgb)
