@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from camfix.crf import DenseCRFParams, _usable_cpus, load_pydensecrf, refine_saliency, refine_saliency_batch
+from camfix.crf import DenseCRFParams, load_pydensecrf, refine_saliency, refine_saliency_batch, usable_cpus
 
 
 def synthetic_batch(batch: int, size: int, seed: int = 0) -> Tuple[np.ndarray, torch.Tensor]:
@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="default: the usable CPU count")
     args = parser.parse_args()
     load_pydensecrf()
-    cpus = _usable_cpus()
+    cpus = usable_cpus()
     workers = min(args.workers or cpus, args.batch)
     params = DenseCRFParams()
     print(f"usable CPUs {cpus}, workers {workers}, batch {args.batch}, {params.iterations} iterations, "

@@ -34,9 +34,27 @@ def resolve_feature_source(
 ) -> "tuple[FeatureSource, Classifier]":
     """Find the feature map and classifier of ``model``, or check the explicit ones.
 
+    Without ``feature_layer`` the feature map is the input of ``model.global_pool`` (timm, recognised by
+    ``global_pool`` and ``get_classifier()``) or of ``model.avgpool`` (torchvision ResNets, the WSOL code bases);
+    without ``classifier`` it is ``model.get_classifier()`` or ``model.fc``.
+
+    Args:
+        model: the classifier, an ``nn.Module``.
+        feature_layer: ``None`` (default) to find the feature map, or a submodule of ``model`` whose *output* is
+            the ``(N, C, h, w)`` feature map (e.g. ``model.layer4``).
+        classifier: ``None`` (default) to find it, or the layer that maps the pooled ``(N, C)`` features to the
+            ``K`` class scores: an ``nn.Linear(C, K)``, a 1x1 ``nn.Conv2d(C, K, 1)``, or its weight, a tensor
+            ``(K, C)`` (see :func:`classifier_weight`).
+
+    Returns:
+        ``(source, classifier)``: where the feature map is recorded (a :class:`FeatureSource`, for
+        :class:`FeatureCapture`) and the classifier found or given, already checked by
+        :func:`classifier_weight`.
+
     Raises:
         TypeError: ``model``, ``feature_layer`` or ``classifier`` is of the wrong kind.
-        ValueError: nothing recognisable was found; the message says which arguments to pass.
+        ValueError: ``feature_layer`` is not a submodule of ``model``, or nothing recognisable was found; the
+            message says which arguments to pass.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -76,7 +94,18 @@ def resolve_feature_source(
 
 
 def classifier_weight(classifier: Classifier) -> Tensor:
-    """The ``(K, C)`` or ``(K, C, 1, 1)`` weight of an ``nn.Linear``, a 1x1 ``nn.Conv2d`` or a weight tensor."""
+    """The weight of a classifier layer, as it is stored (not copied, not reshaped).
+
+    Args:
+        classifier: an ``nn.Linear(C, K)``, a 1x1 ``nn.Conv2d(C, K, 1)`` or a weight tensor (returned as it is).
+
+    Returns:
+        The weight: ``(K, C)`` for ``nn.Linear``, ``(K, C, 1, 1)`` for a 1x1 ``nn.Conv2d``, the tensor itself
+        otherwise; its dtype and device, with its autograd history. The bias is not used by CAM.
+
+    Raises:
+        TypeError: ``classifier`` is none of these (e.g. an ``nn.Sequential`` head: pass its final linear layer).
+    """
     if isinstance(classifier, Tensor):
         return classifier
     if isinstance(classifier, (nn.Linear, nn.Conv2d)):
@@ -121,6 +150,11 @@ class FeatureCapture:
 
     @property
     def features(self) -> Tensor:
+        """The ``(N, C, h, w)`` feature map recorded during the ``with`` block's forward pass.
+
+        Raises:
+            ValueError: the layer ran zero or several times, or its output is not a 4-D tensor.
+        """
         if len(self._seen) != 1:
             raise ValueError(
                 f"the feature map ({self.source.description}) must be computed exactly once per forward pass, "

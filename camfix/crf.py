@@ -55,6 +55,7 @@ __all__ = [
     "refine_labels",
     "refine_saliency_batch",
     "refine_labels_batch",
+    "usable_cpus",
 ]
 
 #: An RGB image: a uint8 numpy array ``(H, W, 3)`` or a uint8 tensor ``(3, H, W)``.
@@ -74,6 +75,12 @@ def load_pydensecrf() -> ModuleType:
     """Import and return ``pydensecrf.densecrf``, or raise an ``ImportError`` that says what to install.
 
     Call it early (e.g. when a user asks for ``crf=True``) to fail before any expensive work.
+
+    Returns:
+        The ``pydensecrf.densecrf`` module (from the ``pydensecrf2`` distribution), which holds ``DenseCRF2D``.
+
+    Raises:
+        ImportError: pydensecrf cannot be imported; the message says what to install.
     """
     try:
         import pydensecrf.densecrf as densecrf
@@ -224,8 +231,15 @@ def _check_sizes(image_name: str, images: np.ndarray, map_name: str, maps: Tenso
         )
 
 
-def _usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the platform has one)."""
+def usable_cpus() -> int:
+    """The number of CPUs this process may run on: the default worker count of the batch functions.
+
+    The size of the process's affinity mask (``os.sched_getaffinity``, Linux), which a container, ``taskset`` or
+    a job scheduler may restrict below the machine's count; elsewhere ``os.cpu_count()``.
+
+    Returns:
+        An int ``>= 1``.
+    """
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
@@ -247,7 +261,7 @@ def _refine_all(
     elif not isinstance(params, DenseCRFParams):
         raise TypeError(f"params must be a DenseCRFParams or None, got {type(params).__name__}")
     count = images.shape[0]
-    workers = min(count, _usable_cpus()) if workers is None else min(check_int("workers", workers, 1), count)
+    workers = min(count, usable_cpus()) if workers is None else min(check_int("workers", workers, 1), count)
     load_pydensecrf()
     # pydensecrf's inference holds the GIL (it has no nogil sections), so threads would run one at a time.
     if workers == 1:
@@ -308,12 +322,20 @@ def refine_labels(
 ) -> Tuple[Tensor, Tensor]:
     """Refine a ``K``-class segmentation of one image (LID Track 1): refined probabilities and their labels.
 
-    Args and Raises as in :func:`dense_crf`: ``image`` uint8 ``(H, W, 3)`` numpy or ``(3, H, W)`` tensor,
-    ``probs`` ``(K, H, W)`` in ``[0, 1]`` summing to 1 over ``K`` (class 0 is usually background).
+    Args:
+        image: the RGB image, uint8 in ``[0, 255]``: a numpy array ``(H, W, 3)`` or a tensor ``(3, H, W)`` (any
+            device), as in :func:`dense_crf`.
+        probs: class probabilities ``(K, H, W)``, ``K >= 2``, floating, in ``[0, 1]``, summing to 1 over ``K``
+            at every pixel (within 1e-3); class 0 is usually background. Same ``(H, W)`` as ``image``.
+        params: CRF parameters; ``None`` uses :class:`DenseCRFParams`'s defaults.
 
     Returns:
         ``(refined, labels)``: refined probabilities, float32 ``(K, H, W)``, and ``labels = refined.argmax(0)``,
         int64 ``(H, W)`` in ``[0, K - 1]``, both on ``probs``' device.
+
+    Raises:
+        ImportError: pydensecrf is not installed (the message says what to install).
+        TypeError, ValueError: an argument has the wrong type, dtype, shape or values.
     """
     refined = dense_crf(image, probs, params)
     return refined, refined.argmax(dim=0)
@@ -356,8 +378,8 @@ def refine_saliency_batch(
         saliency: foreground probabilities ``(N, H, W)``, floating, in ``[0, 1]``; same ``N, H, W`` as ``images``.
         params: CRF parameters; ``None`` uses :class:`DenseCRFParams`'s defaults.
         workers: processes refining images in parallel, an int ``>= 1``; ``None`` uses
-            ``min(N, number of usable CPUs)``. Never more than ``N`` are started; 1 runs in this process. The
-            result does not depend on it.
+            ``min(N, usable_cpus())`` (:func:`usable_cpus`). Never more than ``N`` are started; 1 runs in this
+            process. The result does not depend on it.
 
     Returns:
         Refined foreground probabilities, float32 ``(N, H, W)`` on ``saliency``'s device, in input order.

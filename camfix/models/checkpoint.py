@@ -25,8 +25,17 @@ def read_state_dict(checkpoint: Checkpoint) -> Dict[str, torch.Tensor]:
     (training checkpoints with optimizer state beside it), or a path to either, loaded on the CPU with
     ``weights_only=True``. The ``module.`` prefix that ``DistributedDataParallel`` adds to every key is removed.
 
+    Args:
+        checkpoint: a path (``str`` or ``os.PathLike``) to a file written by ``torch.save``, or the mapping such a
+            file holds.
+
+    Returns:
+        A new ``dict`` of parameter and buffer names, ``module.`` prefixes removed, to the checkpoint's own
+        tensors (not copied; those of a file are loaded on the CPU); ready for ``model.load_state_dict``.
+
     Raises:
         TypeError: the checkpoint does not hold a mapping of ``str`` to ``torch.Tensor``.
+        FileNotFoundError: the path does not exist.
     """
     if isinstance(checkpoint, (str, os.PathLike)):
         checkpoint = torch.load(os.fspath(checkpoint), map_location="cpu", weights_only=True)
