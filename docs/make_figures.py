@@ -34,10 +34,9 @@ from camfix.demo.data import SyntheticWSOL, make_dataset
 from camfix.demo.pipeline import DemoConfig, build_classifier
 # The demo's own figure helpers, so that these pictures look like its pictures: a matplotlib Figure without
 # pyplot, a palette PNG, tiles enlarged 2x with the boxes drawn on the enlarged pixels.
-from camfix.demo.plots import _figure, _save, _show, _tile, pick_examples
+from camfix.demo.plots import new_figure, pick_examples, save_figure, show_image, tile
 from camfix.demo.train import deterministic, predict, to_model_input, train_classifier
-from camfix.metrics import max_box_acc
-from camfix.metrics.localization import _box_ious
+from camfix.metrics import box_iou, max_box_acc
 from camfix.viz import image_grid
 
 # The paper's values (LID 2020): theta_tap = 0.05 and the 98th percentile; theta_loc as camfix's default (the ECCV
@@ -50,9 +49,9 @@ EXAMPLES = 4
 GAP_COLOR, TAP_COLOR, NEGATIVE_COLOR = "tab:blue", "tab:orange", "tab:red"
 
 
-def box_ious(boxes: Tensor, truth: Tensor) -> np.ndarray:
-    """IoU of each inclusive box with its ground-truth box, row by row; the no-box sentinel gets 0."""
-    return np.diagonal(_box_ious(boxes.numpy(), truth.numpy())).copy()
+def matched_ious(boxes: Tensor, truth: Tensor) -> np.ndarray:
+    """``(N,)`` IoU of each box with the ground-truth box of its row (0 for the no-box sentinel)."""
+    return box_iou(boxes, truth).diagonal().numpy()
 
 
 def train_models(data: SyntheticWSOL, config: DemoConfig, seed: int) -> Dict[str, nn.Module]:
@@ -97,7 +96,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 def figure_tap(models: Dict[str, nn.Module], data: SyntheticWSOL, out: Path) -> Dict[str, float]:
     inputs, labels = to_model_input(data.images), torch.from_numpy(data.labels)
     numbers: Dict[str, float] = {}
-    figure = _figure(11.0, 8.6)
+    figure = new_figure(11.0, 8.6)
     grid = figure.add_gridspec(2, 2, height_ratios=[1.0, 1.35])
     pooled_axis, weight_axis = figure.add_subplot(grid[0, 0]), figure.add_subplot(grid[0, 1])
     rng = np.random.default_rng(0)
@@ -148,18 +147,18 @@ def figure_tap(models: Dict[str, nn.Module], data: SyntheticWSOL, out: Path) -> 
         result = camfix.localize(
             models[pooling], inputs[examples], labels[examples], theta_loc=THETA_LOC, pct=PERCENTILE
         )
-        ious = box_ious(result.boxes, torch.from_numpy(data.boxes[examples]))
+        ious = matched_ious(result.boxes, torch.from_numpy(data.boxes[examples]))
         numbers[f"{pooling}_examples_mean_iou"] = float(ious.mean())
         tiles.append([
-            _tile(data.images[i], result.maps[j].numpy(), result.boxes[j].numpy(), data.boxes[i])
+            tile(data.images[i], result.maps[j].numpy(), result.boxes[j].numpy(), data.boxes[i])
             for j, i in enumerate(examples)
         ])
     maps_axis = figure.add_subplot(grid[1, :])
-    images = [_tile(data.images[i]) for i in examples]
-    _show(maps_axis, image_grid([*images, *tiles[0], *tiles[1]], columns=EXAMPLES, padding=4),
-          "(c) rows: image, GAP model's map, TAP model's map (NWC and PaS on; green: box, red: ground truth)")
+    images = [tile(data.images[i]) for i in examples]
+    show_image(maps_axis, image_grid([*images, *tiles[0], *tiles[1]], columns=EXAMPLES, padding=4),
+               "(c) rows: image, GAP model's map, TAP model's map (NWC and PaS on; green: box, red: ground truth)")
     figure.tight_layout()
-    _save(figure, out / "fix-tap.png")
+    save_figure(figure, out / "fix-tap.png")
     return numbers
 
 
@@ -186,7 +185,7 @@ def figure_nwc(models: Dict[str, nn.Module], data: SyntheticWSOL, out: Path) -> 
     inputs, labels = to_model_input(data.images), torch.from_numpy(data.labels)
     masks = torch.from_numpy(data.masks)
     numbers: Dict[str, float] = {}
-    figure = _figure(11.0, 6.6)
+    figure = new_figure(11.0, 6.6)
     grid = figure.add_gridspec(2, 2, height_ratios=[1.0, 1.15], width_ratios=[1.0, 1.3])
     ioa_axis = figure.add_subplot(grid[0, 0])
     bins = np.linspace(0, 1, 21)
@@ -210,7 +209,7 @@ def figure_nwc(models: Dict[str, nn.Module], data: SyntheticWSOL, out: Path) -> 
     for nwc in (False, True):
         results[nwc] = camfix.localize(model, inputs, labels, clamp_negative=nwc, theta_loc=THETA_LOC, pct=PERCENTILE)
         numbers[f"max_box_acc_nwc_{nwc}"] = max_box_acc(results[nwc].maps, boxes)
-        numbers[f"mean_iou_nwc_{nwc}"] = float(box_ious(results[nwc].boxes, boxes).mean())
+        numbers[f"mean_iou_nwc_{nwc}"] = float(matched_ious(results[nwc].boxes, boxes).mean())
     bar_axis = figure.add_subplot(grid[0, 1])
     names = ["MaxBoxAcc (%)", f"mean box IoU x 100\n(theta_loc {THETA_LOC}, PaS)"]
     without = [numbers["max_box_acc_nwc_False"], 100 * numbers["mean_iou_nwc_False"]]
@@ -228,19 +227,19 @@ def figure_nwc(models: Dict[str, nn.Module], data: SyntheticWSOL, out: Path) -> 
     rows = []
     for i in examples:
         rows += [
-            _tile(data.images[i], truth=data.boxes[i]),
-            _tile(data.images[i], negative_maps[i].numpy()),
+            tile(data.images[i], truth=data.boxes[i]),
+            tile(data.images[i], negative_maps[i].numpy()),
             *[
-                _tile(data.images[i], results[nwc].maps[i].numpy(), results[nwc].boxes[i].numpy(), data.boxes[i])
+                tile(data.images[i], results[nwc].maps[i].numpy(), results[nwc].boxes[i].numpy(), data.boxes[i])
                 for nwc in (False, True)
             ],
         ]
     maps_axis = figure.add_subplot(grid[1, :])
-    _show(maps_axis, image_grid(rows, columns=8, padding=4),
-          "(c) per image: the image, the negative-weight features' map, CAM, CAM + NWC "
-          "(green: box, red: ground truth)")
+    show_image(maps_axis, image_grid(rows, columns=8, padding=4),
+               "(c) per image: the image, the negative-weight features' map, CAM, CAM + NWC "
+               "(green: box, red: ground truth)")
     figure.tight_layout()
-    _save(figure, out / "fix-nwc.png")
+    save_figure(figure, out / "fix-nwc.png")
     return numbers
 
 
@@ -252,7 +251,7 @@ def figure_pas(models: Dict[str, nn.Module], data: SyntheticWSOL, out: Path) -> 
     by_standard = {}
     for pct in (100.0, PERCENTILE):
         box = camfix.percentile_box(maps, THETA_LOC, pct)
-        iou = box_ious(box, boxes)
+        iou = matched_ious(box, boxes)
         by_standard[pct] = (box, iou)
         numbers[f"gt_known_loc_pct_{pct:g}"] = 100.0 * float((iou >= 0.5).mean())
         numbers[f"mean_iou_pct_{pct:g}"] = float(iou.mean())
@@ -265,10 +264,10 @@ def figure_pas(models: Dict[str, nn.Module], data: SyntheticWSOL, out: Path) -> 
     }
     numbers["example_percentile"] = float(camfix.percentile(saliency[None], PERCENTILE))
 
-    figure = _figure(11.0, 3.4)
+    figure = new_figure(11.0, 3.4)
     axes = figure.subplots(1, 4, gridspec_kw={"width_ratios": [1, 1.5, 1, 1]})
     image, truth = data.images[index], data.boxes[index]
-    _show(axes[0], _tile(image, saliency.numpy(), truth=truth), "(a) the map (NWC on)\nground truth in red")
+    show_image(axes[0], tile(image, saliency.numpy(), truth=truth), "(a) the map (NWC on)\nground truth in red")
     values = saliency.flatten().numpy()
     axes[1].hist(values, bins=50, color="tab:gray")
     axes[1].set_yscale("log")
@@ -282,10 +281,11 @@ def figure_pas(models: Dict[str, nn.Module], data: SyntheticWSOL, out: Path) -> 
     for axis, pct, name in ((axes[2], 100.0, "max"), (axes[3], PERCENTILE, f"percentile {PERCENTILE:g}")):
         mask = (saliency > thresholds[pct]).numpy()
         box, iou = by_standard[pct]
-        picture = _tile(np.where(mask[..., None], image, image // 4), None, box[index].numpy(), truth)
-        _show(axis, picture, f"({'c' if pct == 100.0 else 'd'}) map > {THETA_LOC} x {name}\nbox IoU {iou[index]:.2f}")
+        picture = tile(np.where(mask[..., None], image, image // 4), None, box[index].numpy(), truth)
+        caption = f"({'c' if pct == 100.0 else 'd'}) map > {THETA_LOC} x {name}\nbox IoU {iou[index]:.2f}"
+        show_image(axis, picture, caption)
     figure.tight_layout()
-    _save(figure, out / "fix-pas.png")
+    save_figure(figure, out / "fix-pas.png")
     return numbers
 
 

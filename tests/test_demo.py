@@ -15,7 +15,7 @@ from camfix.cli import main
 from camfix.demo.ablation import NO_CRF_ROWS, PAPER_PEAK_IOU, ROWS, crf_params_for, evaluate_rows
 from camfix.demo.data import CLASS_NAMES, CLASSES, FAMILIES, make_dataset, render_sample
 from camfix.demo.pipeline import QUICK, DemoConfig, build_classifier
-from camfix.demo.plots import TILE_SCALE, _enlarge_boxes, pick_examples
+from camfix.demo.plots import TILE_SCALE, _enlarge_boxes, new_figure, pick_examples, save_figure, show_image, tile
 from camfix.demo.train import _learning_rate, deterministic, predict, to_model_input, train_classifier
 
 
@@ -208,6 +208,25 @@ def test_plot_helpers() -> None:
     boxes = np.array([[0, 1, 2, 3], [-1, -1, -1, -1]])
     s = TILE_SCALE
     assert _enlarge_boxes(boxes).tolist() == [[0, s, 3 * s - 1, 4 * s - 1], [-1, -1, -1, -1]]
+
+
+def test_tile_and_figure_helpers(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="the pictures need matplotlib (the demo extra)")
+    from PIL import Image
+
+    from camfix.viz import GROUND_TRUTH_COLOR
+
+    s = TILE_SCALE
+    picture = tile(np.zeros((8, 6, 3), np.uint8), truth=np.array([1, 2, 3, 4]))
+    assert picture.shape == (8 * s, 6 * s, 3) and picture.dtype == np.uint8
+    # The box's inclusive corners, on the enlarged pixels: (1, 2) starts at (s, 2s), (3, 4) ends at (4s-1, 5s-1).
+    assert tuple(picture[2 * s, s]) == GROUND_TRUTH_COLOR and tuple(picture[5 * s - 1, 4 * s - 1]) == GROUND_TRUTH_COLOR
+    assert tuple(picture[5 * s, 4 * s]) == (0, 0, 0)
+    figure = new_figure(1.0, 0.5)
+    show_image(figure.subplots(), picture, "title")
+    path = save_figure(figure, tmp_path / "new" / "picture.png")
+    with Image.open(path) as written:
+        assert written.size == (100, 50) and written.mode == "P"
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def test_bad_input() -> None:
         mean_iou(labels, labels + 7, 3)
     with pytest.raises(ValueError, match="targets must have the shape of preds"):
         mean_iou(labels, labels[:, :2], 3)
-    with pytest.raises(TypeError, match="preds must be an integer label tensor"):
+    with pytest.raises(TypeError, match="preds must be an integer tensor"):
         mean_iou(labels.float(), labels, 3)
     with pytest.raises(ValueError, match="ignore_index must not be a class index"):
         MeanIoU(3, ignore_index=1)

@@ -16,7 +16,16 @@ from camfix.demo.ablation import RowResult
 from camfix.demo.data import CLASS_NAMES, SyntheticWSOL
 from camfix.viz import draw_localization
 
-__all__ = ["pick_examples", "plot_iou_curves", "plot_overlays", "plot_samples"]
+__all__ = [
+    "new_figure",
+    "pick_examples",
+    "plot_iou_curves",
+    "plot_overlays",
+    "plot_samples",
+    "save_figure",
+    "show_image",
+    "tile",
+]
 
 PathLike = Union[str, Path]
 # Tiles are enlarged by this factor (nearest neighbour) so that boxes and small heads stay visible.
@@ -24,7 +33,20 @@ TILE_SCALE = 2
 HEAD_COLOR = (255, 210, 0)
 
 
-def _figure(width: float, height: float) -> Any:
+def new_figure(width: float, height: float) -> Any:
+    """A matplotlib ``Figure`` with its own Agg canvas: no pyplot, no global backend or figure registry.
+
+    Args:
+        width: width in inches (100 pixels per inch).
+        height: height in inches.
+
+    Returns:
+        A ``matplotlib.figure.Figure``; add axes with ``figure.subplots`` or ``figure.add_subplot`` and write it
+        with :func:`save_figure`.
+
+    Raises:
+        ImportError: matplotlib is not installed (the message says what to install).
+    """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -37,9 +59,19 @@ def _figure(width: float, height: float) -> Any:
     return figure
 
 
-def _save(figure: Any, path: PathLike) -> Path:
-    """Render and write a PNG with a 256-colour palette: a third of the size of a true-colour PNG of these
-    grainy images, and indistinguishable at this scale."""
+def save_figure(figure: Any, path: PathLike) -> Path:
+    """Render ``figure`` and write it as a PNG with a 256-colour palette.
+
+    The palette makes the file a third of the size of a true-colour PNG of these grainy pictures, with no
+    visible difference at this scale.
+
+    Args:
+        figure: a figure from :func:`new_figure`.
+        path: the PNG to write (its folders are created).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
     from PIL import Image  # matplotlib's own dependency
 
     path = Path(path)
@@ -61,13 +93,25 @@ def _enlarge_boxes(boxes: np.ndarray) -> np.ndarray:
     return np.where(boxes[:, :1] < 0, boxes, scaled)
 
 
-def _tile(
+def tile(
     image: np.ndarray,
     saliency: Optional[np.ndarray] = None,
     predicted: Optional[np.ndarray] = None,
     truth: Optional[np.ndarray] = None,
 ) -> np.ndarray:
-    """An enlarged :func:`camfix.viz.draw_localization` picture (boxes scaled to the enlarged pixels)."""
+    """A :func:`camfix.viz.draw_localization` picture enlarged ``TILE_SCALE`` times (nearest neighbour), so that
+    boxes and small heads stay visible; the boxes are drawn on the enlarged pixels.
+
+    Args:
+        image: uint8 RGB image ``(H, W, 3)``.
+        saliency: optional map ``(H, W)`` in ``[0, 1]``, overlaid as a heat map.
+        predicted: optional inclusive boxes ``(4,)`` or ``(M, 4)`` in image pixels, drawn green;
+            :data:`~camfix.NO_BOX` rows are skipped.
+        truth: optional ground-truth boxes ``(4,)`` or ``(M, 4)``, drawn red.
+
+    Returns:
+        uint8 RGB ``(TILE_SCALE * H, TILE_SCALE * W, 3)``.
+    """
     return draw_localization(
         _enlarge(image),
         None if saliency is None else _enlarge(saliency),
@@ -77,7 +121,14 @@ def _tile(
     )
 
 
-def _show(axis: Any, image: np.ndarray, title: str = "") -> None:
+def show_image(axis: Any, image: np.ndarray, title: str = "") -> None:
+    """Draw an image on a matplotlib axis, pixel for pixel (nearest neighbour), without ticks.
+
+    Args:
+        axis: a matplotlib ``Axes``.
+        image: ``(H, W, 3)`` uint8 RGB, e.g. a :func:`tile`.
+        title: the axis title (small font); ``""`` (default) for none.
+    """
     axis.imshow(image, interpolation="nearest")
     axis.set_xticks([])
     axis.set_yticks([])
@@ -112,13 +163,13 @@ def plot_samples(data: SyntheticWSOL, path: PathLike, per_class: int = 5) -> Pat
         ``path`` as a :class:`~pathlib.Path`.
     """
     classes = len(CLASS_NAMES)
-    figure = _figure(1.0 * (per_class + 1) + 1.2, 1.0 * classes + 0.3)
+    figure = new_figure(1.0 * (per_class + 1) + 1.2, 1.0 * classes + 0.3)
     axes = figure.subplots(classes, per_class + 1, squeeze=False)
     for label, name in enumerate(CLASS_NAMES):
         indices = np.flatnonzero(data.labels == label)[:per_class]
         for column in range(per_class):
             if column < len(indices):
-                _show(axes[label, column], data.images[indices[column]])
+                show_image(axes[label, column], data.images[indices[column]])
             else:
                 axes[label, column].axis("off")
         if len(indices):
@@ -126,13 +177,13 @@ def plot_samples(data: SyntheticWSOL, path: PathLike, per_class: int = 5) -> Pat
             truth = np.zeros_like(data.images[index])
             truth[data.masks[index]] = 255
             truth[data.part_masks[index]] = HEAD_COLOR
-            _show(axes[label, per_class], _tile(truth, truth=data.boxes[index]))
+            show_image(axes[label, per_class], tile(truth, truth=data.boxes[index]))
         else:
             axes[label, per_class].axis("off")
         axes[label, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
     axes[0, per_class].set_title("ground truth", fontsize=8)
     figure.subplots_adjust(left=0.16, right=0.99, top=0.97, bottom=0.01, wspace=0.05, hspace=0.05)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_overlays(data: SyntheticWSOL, results: Sequence[RowResult], indices: Sequence[int], path: PathLike) -> Path:
@@ -148,15 +199,17 @@ def plot_overlays(data: SyntheticWSOL, results: Sequence[RowResult], indices: Se
         ``path`` as a :class:`~pathlib.Path`.
     """
     columns = len(results) + 1
-    figure = _figure(1.25 * columns, 1.3 * len(indices) + 0.2)
+    figure = new_figure(1.25 * columns, 1.3 * len(indices) + 0.2)
     axes = figure.subplots(len(indices), columns, squeeze=False)
     for row, index in enumerate(indices):
-        _show(axes[row, 0], _tile(data.images[index], truth=data.boxes[index]), "image" if row == 0 else "")
+        show_image(axes[row, 0], tile(data.images[index], truth=data.boxes[index]), "image" if row == 0 else "")
         for column, result in enumerate(results, start=1):
-            tile = _tile(data.images[index], result.maps[index].numpy(), result.boxes[index].numpy(), data.boxes[index])
-            _show(axes[row, column], tile, result.row.name if row == 0 else "")
+            picture = tile(
+                data.images[index], result.maps[index].numpy(), result.boxes[index].numpy(), data.boxes[index]
+            )
+            show_image(axes[row, column], picture, result.row.name if row == 0 else "")
     figure.subplots_adjust(left=0.01, right=0.99, top=0.94, bottom=0.01, wspace=0.04, hspace=0.04)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_iou_curves(results: Sequence[RowResult], path: PathLike) -> Path:
@@ -172,7 +225,7 @@ def plot_iou_curves(results: Sequence[RowResult], path: PathLike) -> Path:
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
-    figure = _figure(8.0, 4.0)
+    figure = new_figure(8.0, 4.0)
     axis = figure.subplots()
     thresholds = np.arange(256) / 255
     colours: Dict[Tuple[str, bool, bool], str] = {}
@@ -190,4 +243,4 @@ def plot_iou_curves(results: Sequence[RowResult], path: PathLike) -> Path:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -4,7 +4,7 @@
 - LID Track 1 (WSSS): :class:`MeanIoU` / :func:`mean_iou`.
 - wsolevaluation (Choe et al., CVPR 2020): :class:`BoxAccuracy` (MaxBoxAcc, MaxBoxAccV2, GT-known and top-1 loc)
   and :class:`PxAP`, each with a ``"reference"`` mode identical to clovaai/wsolevaluation and a
-  ``"continuous"`` mode.
+  ``"continuous"`` mode; :func:`box_iou`, the IoU of camfix's inclusive boxes that they use.
 - Metadata of the reference evaluator: :func:`read_metadata`; the command line: ``camfix evaluate``.
 
 Every accumulator has ``update(...)``, ``compute()``, ``reset()``, ``merge(other)`` and ``sync(group)`` (a sum
@@ -22,6 +22,7 @@ from .localization import (
     BoxAccuracyResult,
     BoxIoUCurves,
     box_accuracy,
+    box_iou,
     box_iou_curves,
     max_box_acc,
     max_box_acc_v2,
@@ -45,6 +46,7 @@ __all__ = [
     "PxAP",
     "PxAPResult",
     "box_accuracy",
+    "box_iou",
     "box_iou_curves",
     "cam_thresholds",
     "load_mask",

@@ -58,7 +58,19 @@ class Metric:
                 )
 
     def merge(self: MetricT, other: MetricT) -> MetricT:
-        """Add ``other``'s state to this one (same class and settings); returns ``self``."""
+        """Add ``other``'s state to this one, as if this accumulator had also seen ``other``'s updates.
+
+        Args:
+            other: an accumulator of the same class, built with the same settings (thresholds, classes, ...);
+                left unchanged. Its state may be on another device.
+
+        Returns:
+            ``self``, so that ``a.merge(b).compute()`` chains.
+
+        Raises:
+            TypeError: ``other`` is of another class.
+            ValueError: ``other`` has other settings (a state of another shape).
+        """
         self._check_compatible(other)
         for name, value in self._states().items():
             value += getattr(other, name).to(value.device)
@@ -71,6 +83,14 @@ class Metric:
         is left unchanged, so ``sync`` can be called at every epoch and updates can continue after it. With the
         NCCL backend the reduction runs on the current CUDA device. Outside a distributed job (or with one
         process) the copy equals this accumulator.
+
+        Args:
+            group: the ``torch.distributed`` process group to sum over; ``None`` (default) is the default group,
+                all ranks.
+
+        Returns:
+            A new accumulator of the same class and settings holding the summed state, on this accumulator's
+            device; call ``compute()`` on it.
         """
         reduced = copy.deepcopy(self)
         if not (torch.distributed.is_available() and torch.distributed.is_initialized()):

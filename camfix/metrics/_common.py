@@ -61,6 +61,16 @@ def check_thresholds(thresholds: Optional[object], default_interval: float = DEF
     return values
 
 
+def check_integer_tensor(
+    name: str, value: object, ndims: Union[int, Sequence[int]], *, shape_hint: str, allow_empty: bool = False
+) -> Tensor:
+    """:func:`~camfix._validation.check_tensor` for integer dtypes: boxes, classes and labels (not bool)."""
+    tensor = check_tensor(name, value, ndims, shape_hint=shape_hint, floating=False, allow_empty=allow_empty)
+    if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor, got dtype {tensor.dtype}")
+    return tensor
+
+
 def check_maps(name: str, maps: object) -> Tensor:
     """``(N, H, W)`` floating point maps with finite values in ``[0, 1]``."""
     maps = check_tensor(name, maps, 3, shape_hint="(N, H, W)")
@@ -95,9 +105,7 @@ def check_boxes(name: str, boxes: object, batch: int, size: Tuple[int, int]) -> 
     result = []
     for index, image_boxes in enumerate(per_image):
         label = f"{name}[{index}]"
-        check_tensor(label, image_boxes, 2, shape_hint="(M, 4)", floating=False, allow_empty=True)
-        if image_boxes.is_floating_point() or image_boxes.is_complex() or image_boxes.dtype == torch.bool:
-            raise TypeError(f"{label} must be an integer tensor, got dtype {image_boxes.dtype}")
+        check_integer_tensor(label, image_boxes, 2, shape_hint="(M, 4)", allow_empty=True)
         if image_boxes.shape[-1] != 4 or image_boxes.shape[0] == 0:
             raise ValueError(
                 f"{label} must have shape (M, 4) with M >= 1 (every image needs a ground-truth box), "

@@ -6,9 +6,8 @@ Maps are read as clovaai/wsolevaluation saves and reads them: one ``.npy`` per i
 ``--predictions``); a mask dataset (OpenImages) gives PxAP and Peak IoU. Ground truth is brought to each map's
 size as the reference does (boxes scaled and truncated, masks resized nearest-neighbour).
 
-Example::
-
-    camfix evaluate --scoremaps train_log/scoremaps --metadata metadata/ILSVRC/test --json result.json
+A typical call is ``camfix evaluate --scoremaps train_log/scoremaps --metadata metadata/ILSVRC/test --json
+result.json``; ``camfix evaluate --help`` lists the options, ``docs/metrics.md`` shows more.
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``camfix evaluate`` to ``parser`` (the subcommand's parser of ``camfix``)."""
     parser.add_argument("--scoremaps", required=True, type=Path, help="folder of <image_id>.npy score maps")
     parser.add_argument(
         "--metadata", required=True, type=Path, help="split folder with image_ids.txt, localization.txt, ..."

@@ -34,13 +34,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._validation import check_tensor
 from . import _native
 from ._base import Metric
-from ._common import BoxesLike, check_boxes, check_maps, check_mode, check_thresholds
+from ._common import BoxesLike, check_boxes, check_integer_tensor, check_maps, check_mode, check_thresholds
 
 __all__ = [
     "DEFAULT_IOU_THRESHOLDS",
+    "box_iou",
     "BoxIoUCurves",
     "box_iou_curves",
     "BoxAccuracy",
@@ -71,16 +71,78 @@ class BoxIoUCurves:
     multi: Optional[Tensor]
 
 
-def _box_ious(boxes: np.ndarray, gt_boxes: np.ndarray) -> np.ndarray:
-    """``(B, M)`` float64 IoUs of inclusive int boxes ``(B, 4)`` and ``(M, 4)`` (the reference's formula)."""
-    x0 = np.maximum(boxes[:, None, 0], gt_boxes[None, :, 0])
-    y0 = np.maximum(boxes[:, None, 1], gt_boxes[None, :, 1])
-    x1 = np.minimum(boxes[:, None, 2], gt_boxes[None, :, 2])
-    y1 = np.minimum(boxes[:, None, 3], gt_boxes[None, :, 3])
+def _box_iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """``(A, B)`` float64 IoUs of valid inclusive int64 boxes ``(A, 4)`` and ``(B, 4)`` (the reference's formula).
+
+    Unchecked: the per-threshold loop calls it directly; :func:`box_iou` is the checked public form.
+    """
+    x0 = np.maximum(boxes_a[:, None, 0], boxes_b[None, :, 0])
+    y0 = np.maximum(boxes_a[:, None, 1], boxes_b[None, :, 1])
+    x1 = np.minimum(boxes_a[:, None, 2], boxes_b[None, :, 2])
+    y1 = np.minimum(boxes_a[:, None, 3], boxes_b[None, :, 3])
     intersection = np.maximum(0, x1 - x0 + 1) * np.maximum(0, y1 - y0 + 1)
-    area = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
-    gt_area = (gt_boxes[:, 2] - gt_boxes[:, 0] + 1) * (gt_boxes[:, 3] - gt_boxes[:, 1] + 1)
-    return intersection / (area[:, None] + gt_area[None, :] - intersection)
+    area_a = (boxes_a[:, 2] - boxes_a[:, 0] + 1) * (boxes_a[:, 3] - boxes_a[:, 1] + 1)
+    area_b = (boxes_b[:, 2] - boxes_b[:, 0] + 1) * (boxes_b[:, 3] - boxes_b[:, 1] + 1)
+    return intersection / (area_a[:, None] + area_b[None, :] - intersection)
+
+
+def _check_box_rows(name: str, boxes: object) -> np.ndarray:
+    """``(M, 4)`` integer boxes, each valid (``0 <= x0 <= x1``, ``0 <= y0 <= y1``) or the no-box sentinel."""
+    tensor = check_integer_tensor(name, boxes, 2, shape_hint="(M, 4)", allow_empty=True)
+    if tensor.shape[1] != 4:
+        raise ValueError(f"{name} must have shape (M, 4) (x0, y0, x1, y1), got {tuple(tensor.shape)}")
+    array = tensor.detach().cpu().numpy().astype(np.int64)
+    x0, y0, x1, y1 = array.T
+    sentinel = (array == -1).all(axis=1)
+    bad = ~sentinel & ((x0 < 0) | (y0 < 0) | (x1 < x0) | (y1 < y0))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(
+            f"{name}[{row}] is {array[row].tolist()}: a box must be (x0, y0, x1, y1) with 0 <= x0 <= x1 and "
+            "0 <= y0 <= y1 (inclusive pixel indices), or the no-box sentinel (-1, -1, -1, -1)"
+        )
+    return array
+
+
+def box_iou(boxes_a: Tensor, boxes_b: Tensor) -> Tensor:
+    """Intersection over union of every box of ``boxes_a`` with every box of ``boxes_b``, counted in pixels.
+
+    Boxes follow camfix's convention: ``(x0, y0, x1, y1)`` integer pixel indices with ``x1``, ``y1``
+    inclusive, so a box covers ``(x1 - x0 + 1) * (y1 - y0 + 1)`` pixels and two boxes that share one column
+    intersect in one column of pixels. ``IoU = |a & b| / (|a| + |b| - |a & b|)``, the formula of the reference
+    evaluator (clovaai/wsolevaluation's ``calculate_multiple_iou``) and of the box metrics here. The no-box
+    sentinel :data:`~camfix.NO_BOX` ``(-1, -1, -1, -1)`` (what :func:`camfix.mask_to_box` gives an empty mask)
+    covers no pixel: its IoU is 0 with every box, itself included.
+
+    The pairwise form of ``torchvision.ops.box_iou``, whose boxes are continuous (``x1`` exclusive, area
+    ``(x1 - x0) * (y1 - y0)``); for IoUs of matched pairs take the diagonal, ``box_iou(a, b).diagonal()``.
+
+    Args:
+        boxes_a: ``(A, 4)`` integer tensor (any integer dtype and device) of boxes with ``0 <= x0 <= x1`` and
+            ``0 <= y0 <= y1``, or :data:`~camfix.NO_BOX` rows; ``A`` may be 0.
+        boxes_b: ``(B, 4)``, the same.
+
+    Returns:
+        ``(A, B)`` float64 CPU tensor in ``[0, 1]``: entry ``[i, j]`` is the IoU of ``boxes_a[i]`` and
+        ``boxes_b[j]`` (1 for identical boxes, 0 for disjoint ones).
+
+    Raises:
+        TypeError: an argument is not a tensor, or has a floating point, complex or bool dtype.
+        ValueError: a tensor is not ``(M, 4)``, or a row is neither a valid box nor the sentinel.
+
+    Example:
+        >>> import torch
+        >>> from camfix.metrics import box_iou
+        >>> box_iou(torch.tensor([[0, 0, 9, 9]]), torch.tensor([[0, 0, 9, 9], [5, 0, 14, 9], [-1, -1, -1, -1]]))
+        tensor([[1.0000, 0.3333, 0.0000]], dtype=torch.float64)
+    """
+    array_a = _check_box_rows("boxes_a", boxes_a)
+    array_b = _check_box_rows("boxes_b", boxes_b)
+    ious = _box_iou_matrix(array_a, array_b)
+    # The sentinel would count as the 1-pixel box at (-1, -1): it has no pixel, so no overlap.
+    ious[(array_a == -1).all(axis=1)] = 0.0
+    ious[:, (array_b == -1).all(axis=1)] = 0.0
+    return torch.from_numpy(ious)
 
 
 def _opencv_level_ious(
@@ -129,7 +191,7 @@ def _opencv_level_ious(
             first_pixel = np.empty(count, dtype=np.int64)
             first_pixel[present] = first_index
             largest = int(np.lexsort((first_pixel[1:], -stats[:, cv2.CC_STAT_AREA]))[0])
-        ious = _box_ious(boxes, gt_boxes).max(axis=1)
+        ious = _box_iou_matrix(boxes, gt_boxes).max(axis=1)
         if single:
             iou_single[position] = ious[largest]
         if multi:
@@ -241,9 +303,7 @@ def _check_class_pair(pred_classes: object, target_classes: object, batch: int) 
         raise ValueError("pred_classes and target_classes must be given together (top-1 loc needs both)")
     arrays = []
     for name, value in (("pred_classes", pred_classes), ("target_classes", target_classes)):
-        tensor = check_tensor(name, value, 1, shape_hint="(N,)", floating=False, allow_empty=True)
-        if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
-            raise TypeError(f"{name} must be an integer tensor, got dtype {tensor.dtype}")
+        tensor = check_integer_tensor(name, value, 1, shape_hint="(N,)", allow_empty=True)
         if tensor.shape[0] != batch:
             raise ValueError(f"{name} must have shape ({batch},) (one class per map), got {tuple(tensor.shape)}")
         arrays.append(tensor.detach().cpu().numpy())
@@ -296,14 +356,33 @@ class BoxAccuracyResult:
         assign(self, "top1_loc", None if self.top1_accuracy is None else float(self.top1_accuracy[at_50, best]))
 
     def max_by_iou(self, multi: bool = False) -> Dict[int, float]:
-        """Max over CAM thresholds of the accuracy at each IoU threshold (``multi``: any region's box)."""
+        """The best accuracy over the CAM thresholds, separately at each IoU threshold.
+
+        Args:
+            multi: ``False`` (default): the largest region's box (MaxBoxAcc at each IoU threshold); ``True``: any
+                region's box (the terms of MaxBoxAccV2's mean).
+
+        Returns:
+            ``{iou_threshold: accuracy}``, IoU thresholds in percent (e.g. ``{30: ..., 50: ..., 70: ...}``),
+            accuracies in percent in ``[0, 100]``.
+
+        Raises:
+            ValueError: ``multi=True`` but the any-region accuracy was not tracked.
+        """
         curves = self.multi_accuracy if multi else self.single_accuracy
         if curves is None:
             raise ValueError("multi-region accuracy was not tracked (BoxAccuracy(multi_contour=False))")
         return {iou: float(curve.max()) for iou, curve in zip(self.iou_thresholds, curves)}
 
     def as_dict(self) -> Dict[str, object]:
-        """The scalar results (JSON-ready)."""
+        """The scalar results, JSON-ready (what ``camfix evaluate`` prints and writes).
+
+        Returns:
+            ``{"num_images": int, "max_box_acc": float, "gt_known_loc": float, "best_threshold": float,
+            "max_box_acc_by_iou": {"50": float, ...}}``, plus ``"max_box_acc_v2"`` and
+            ``"max_box_acc_v2_by_iou"`` when the any-region accuracy was tracked and ``"top1_loc"`` with classes.
+            Accuracies in percent; IoU thresholds as string keys (percent).
+        """
         result: Dict[str, object] = {
             "num_images": self.num_images,
             "max_box_acc": self.max_box_acc,
@@ -334,13 +413,20 @@ class BoxAccuracy(Metric):
         multi_contour: also track the any-region accuracy (MaxBoxAccV2). It costs a second sweep in reference
             mode (holes).
 
-    Example::
+    Example:
+        Two 32 x 32 maps with the same square of high scores; the first image's object is that square, the
+        second's lies elsewhere. Call ``update`` once per batch of a data loader.
 
-        metric = BoxAccuracy()
-        for maps, boxes in loader:            # maps (N, 224, 224) in [0, 1]; boxes: list of (M_i, 4)
-            metric.update(maps, boxes)
-        result = metric.sync().compute()      # sync() sums over torch.distributed ranks, if any
-        print(result.max_box_acc, result.max_box_acc_v2)
+        >>> import torch
+        >>> from camfix.metrics import BoxAccuracy
+        >>> maps = torch.zeros(2, 32, 32)
+        >>> maps[:, 8:24, 8:24] = 1.0
+        >>> boxes = torch.tensor([[8, 8, 23, 23], [0, 0, 7, 7]])
+        >>> metric = BoxAccuracy()
+        >>> metric.update(maps, boxes)
+        >>> result = metric.sync().compute()  # sync(): the sum over torch.distributed ranks, if any
+        >>> result.max_box_acc, result.max_box_acc_v2
+        (50.0, 50.0)
     """
 
     def __init__(
@@ -382,8 +468,13 @@ class BoxAccuracy(Metric):
         Args:
             maps: ``(N, H, W)`` floating point maps in ``[0, 1]`` of the ground-truth class (GT-known).
             boxes: ground-truth boxes in map pixels, see :func:`box_iou_curves`.
-            pred_classes, target_classes: ``(N,)`` int tensors, both or neither: the top-1 predicted and the
-                true class, for top-1 loc. Give them in every update or in none.
+            pred_classes: ``(N,)`` integer tensor of the top-1 predicted classes, for top-1 loc; give it together
+                with ``target_classes``, in every update or in none. Default ``None``: no top-1 loc.
+            target_classes: ``(N,)`` integer tensor of the ground-truth classes, with ``pred_classes``.
+
+        Raises:
+            TypeError, ValueError: an argument has the wrong type, dtype, shape or values, or only one of
+                ``pred_classes`` and ``target_classes`` is given.
         """
         curves = box_iou_curves(maps, boxes, self.thresholds, mode=self.mode, multi=self.multi_contour)
         batch = curves.single.shape[0]
@@ -398,7 +489,15 @@ class BoxAccuracy(Metric):
         self.num_images += batch
 
     def compute(self) -> BoxAccuracyResult:
-        """The metrics of everything added so far (call :meth:`sync` first in a distributed job)."""
+        """The metrics of everything added so far (call :meth:`sync` first in a distributed job).
+
+        Returns:
+            A :class:`BoxAccuracyResult`: the accuracy curves over the CAM thresholds and MaxBoxAcc, MaxBoxAccV2
+            (``None`` without ``multi_contour``), GT-known and top-1 loc (``None`` without classes), in percent.
+
+        Raises:
+            ValueError: no image was added, or classes were given for some updates only.
+        """
         num_images = int(self.num_images)
         if num_images == 0:
             raise ValueError("BoxAccuracy has no images: call update() before compute()")
@@ -432,7 +531,22 @@ def box_accuracy(
     iou_thresholds: Sequence[int] = DEFAULT_IOU_THRESHOLDS,
     mode: str = "reference",
 ) -> BoxAccuracyResult:
-    """All box metrics of one batch of maps (see :class:`BoxAccuracy` for the arguments)."""
+    """All box metrics of one batch of maps: :class:`BoxAccuracy` with one update.
+
+    Args:
+        maps: ``(N, H, W)`` floating point maps in ``[0, 1]`` of the ground-truth class (min-max normalised).
+        boxes: ground-truth boxes in map pixels, inclusive ``(x0, y0, x1, y1)``: an int tensor ``(N, 4)`` or
+            ``(N, M, 4)``, or a list of ``N`` int tensors ``(M_i, 4)`` (see :func:`box_iou_curves`).
+        pred_classes: optional ``(N,)`` integer tensor of top-1 predicted classes, for top-1 loc (with
+            ``target_classes``).
+        target_classes: optional ``(N,)`` integer tensor of ground-truth classes (with ``pred_classes``).
+        thresholds: CAM thresholds; default :func:`~camfix.metrics.cam_thresholds` ``(0.01)``.
+        iou_thresholds: IoU thresholds in percent, must contain 50; default ``(30, 50, 70)`` (MaxBoxAccV2's).
+        mode: ``"reference"`` (default, clovaai/wsolevaluation bit for bit) or ``"continuous"``.
+
+    Returns:
+        A :class:`BoxAccuracyResult`, accuracies in percent; MaxBoxAccV2 is always tracked.
+    """
     metric = BoxAccuracy(thresholds, iou_thresholds, mode)
     metric.update(maps, boxes, pred_classes, target_classes)
     return metric.compute()
@@ -441,7 +555,17 @@ def box_accuracy(
 def max_box_acc(
     maps: Tensor, boxes: BoxesLike, *, thresholds: Optional[object] = None, mode: str = "reference"
 ) -> float:
-    """MaxBoxAcc in percent: largest region's box, IoU >= 0.5, best CAM threshold."""
+    """MaxBoxAcc: the largest region's box must reach IoU >= 0.5; the best accuracy over the CAM thresholds.
+
+    Args:
+        maps: ``(N, H, W)`` floating point maps in ``[0, 1]`` of the ground-truth class (min-max normalised).
+        boxes: ground-truth boxes in map pixels, inclusive ``(x0, y0, x1, y1)``, as in :func:`box_accuracy`.
+        thresholds: CAM thresholds; default :func:`~camfix.metrics.cam_thresholds` ``(0.01)``.
+        mode: ``"reference"`` (default) or ``"continuous"``.
+
+    Returns:
+        MaxBoxAcc in percent, in ``[0, 100]`` (equal to GT-known loc).
+    """
     metric = BoxAccuracy(thresholds, (50,), mode, multi_contour=False)
     metric.update(maps, boxes)
     return metric.compute().max_box_acc
@@ -455,7 +579,18 @@ def max_box_acc_v2(
     iou_thresholds: Sequence[int] = DEFAULT_IOU_THRESHOLDS,
     mode: str = "reference",
 ) -> float:
-    """MaxBoxAccV2 in percent: any region's box, best CAM threshold per IoU threshold, mean over them."""
+    """MaxBoxAccV2: any region's box may match; the best CAM threshold per IoU threshold, then the mean.
+
+    Args:
+        maps: ``(N, H, W)`` floating point maps in ``[0, 1]`` of the ground-truth class (min-max normalised).
+        boxes: ground-truth boxes in map pixels, inclusive ``(x0, y0, x1, y1)``, as in :func:`box_accuracy`.
+        thresholds: CAM thresholds; default :func:`~camfix.metrics.cam_thresholds` ``(0.01)``.
+        iou_thresholds: IoU thresholds in percent, must contain 50; default ``(30, 50, 70)`` (Choe et al.).
+        mode: ``"reference"`` (default) or ``"continuous"``.
+
+    Returns:
+        MaxBoxAccV2 in percent, in ``[0, 100]``.
+    """
     metric = BoxAccuracy(thresholds, iou_thresholds, mode)
     metric.update(maps, boxes)
     return float(metric.compute().max_box_acc_v2)  # type: ignore[arg-type]  # tracked: multi_contour=True

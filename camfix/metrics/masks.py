@@ -102,6 +102,11 @@ class PeakIoUResult:
     reduction: str
 
     def as_dict(self) -> Dict[str, object]:
+        """The scalar results, JSON-ready (what ``camfix evaluate`` prints and writes).
+
+        Returns:
+            ``{"peak_iou": float (percent), "peak_threshold": float, "num_images": int, "reduction": str}``.
+        """
         return {
             "peak_iou": self.peak,
             "peak_threshold": self.peak_threshold,
@@ -170,6 +175,14 @@ class PeakIoU(Metric):
         self.num_images += values.shape[0]
 
     def compute(self) -> PeakIoUResult:
+        """The IoU curve and its peak over everything added so far (call :meth:`sync` first in a distributed job).
+
+        Returns:
+            A :class:`PeakIoUResult`: the curve over the thresholds and its peak, in percent.
+
+        Raises:
+            ValueError: no image was added, or (``reduction="dataset"``) no mask has a foreground pixel.
+        """
         num_images = int(self.num_images)
         if num_images == 0:
             raise ValueError("PeakIoU has no images: call update() before compute()")
@@ -202,7 +215,22 @@ def peak_iou(
     thresholds: Optional[object] = None,
     reduction: str = "dataset",
 ) -> PeakIoUResult:
-    """Peak IoU of one batch (see :class:`PeakIoU`)."""
+    """Peak IoU of one batch of maps: :class:`PeakIoU` with one update.
+
+    Args:
+        maps: ``(N, H, W)`` floating point saliency maps in ``[0, 1]`` (e.g. min-max normalised CAMs, or CRF
+            output).
+        masks: ``(N, H, W)`` ground-truth foreground, bool (or integer 0/1).
+        ignore: optional ``(N, H, W)`` bool pixels left out of both intersection and union (foreground pixels are
+            never ignored); default ``None``.
+        thresholds: strictly increasing thresholds in ``[0, 1]``, foreground ``map > tau``; default
+            :data:`PEAK_IOU_THRESHOLDS`, the 256 levels ``k / 255`` of an 8-bit map.
+        reduction: ``"dataset"`` (default): intersections and unions summed over the images per threshold;
+            ``"image"``: mean of the per-image IoUs (every mask needs a foreground pixel).
+
+    Returns:
+        A :class:`PeakIoUResult`, IoUs in percent.
+    """
     metric = PeakIoU(thresholds, reduction)
     metric.update(maps, masks, ignore)
     return metric.compute()
@@ -225,6 +253,11 @@ class PxAPResult:
     num_images: int
 
     def as_dict(self) -> Dict[str, object]:
+        """The scalar results, JSON-ready (what ``camfix evaluate`` prints and writes).
+
+        Returns:
+            ``{"pxap": float (percent), "num_images": int}``.
+        """
         return {"pxap": self.pxap, "num_images": self.num_images}
 
 
@@ -301,6 +334,15 @@ class PxAP(Metric):
         self.num_images += values.shape[0]
 
     def compute(self) -> PxAPResult:
+        """PxAP of everything added so far (call :meth:`sync` first in a distributed job).
+
+        Returns:
+            A :class:`PxAPResult`: the area under the precision-recall curve in percent, and the curve.
+
+        Raises:
+            ValueError: no image was added, no mask has a (non-ignored) foreground pixel, or no pixel is
+                predicted at any threshold.
+        """
         num_images = int(self.num_images)
         if num_images == 0:
             raise ValueError("PxAP has no images: call update() before compute()")
@@ -325,7 +367,20 @@ def pxap(
     thresholds: Optional[object] = None,
     mode: str = "reference",
 ) -> PxAPResult:
-    """PxAP of one batch (see :class:`PxAP`)."""
+    """PxAP of one batch of maps: :class:`PxAP` with one update.
+
+    Args:
+        maps: ``(N, H, W)`` floating point score maps in ``[0, 1]`` (min-max normalised).
+        masks: ``(N, H, W)`` ground-truth foreground, bool (or integer 0/1).
+        ignore: optional ``(N, H, W)`` bool region left out (minus the foreground, as the reference); default
+            ``None``.
+        thresholds: CAM thresholds; default :func:`~camfix.metrics.cam_thresholds` ``(0.01)``.
+        mode: ``"reference"`` (default, clovaai/wsolevaluation's ``MaskEvaluator`` bit for bit: a pixel is
+            predicted when ``map >= tau``) or ``"continuous"`` (``map > tau``).
+
+    Returns:
+        A :class:`PxAPResult`, PxAP in percent.
+    """
     metric = PxAP(thresholds, mode)
     metric.update(maps, masks, ignore)
     return metric.compute()

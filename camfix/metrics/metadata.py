@@ -87,8 +87,18 @@ def read_metadata(folder: PathLike) -> WSOLMetadata:
     """Read a split folder of the reference evaluator's metadata (see the module docstring).
 
     Every image id must have a class label and at least one localization line, and a box dataset an image size;
-    boxes must lie inside their image with ``x0 <= x1``, ``y0 <= y1``. A violation raises ``ValueError`` naming
-    the file and line.
+    boxes must lie inside their image with ``x0 <= x1``, ``y0 <= y1``.
+
+    Args:
+        folder: the split folder, e.g. ``metadata/ILSVRC/test``, holding ``image_ids.txt``, ``class_labels.txt``,
+            ``localization.txt`` and, for a box dataset, ``image_sizes.txt``.
+
+    Returns:
+        A :class:`WSOLMetadata`: boxes (ILSVRC, CUB) or mask paths (OpenImages), per image id in file order.
+
+    Raises:
+        FileNotFoundError: a required file is missing.
+        ValueError: a file is malformed or inconsistent with the others; the message names the file and line.
     """
     root = Path(folder)
     ids_file = root / "image_ids.txt"
@@ -200,10 +210,23 @@ def load_mask(
     """Ground-truth foreground and ignore region of one image at the map's ``size = (H, W)``.
 
     As the reference's ``get_mask``: the union of the instance masks, and the ignore mask minus the foreground
-    (an empty ``ignore_path`` means no ignore region).
+    (an empty ``ignore_path`` means no ignore region). Each mask file is read as 8-bit grey, resized
+    nearest-neighbour to ``size`` and thresholded at ``> 0.5`` (any non-zero pixel), as the reference's
+    ``load_mask_image``.
+
+    Args:
+        mask_root: the folder the mask paths are relative to (e.g. ``dataset/OpenImages``).
+        mask_paths: the image's instance mask files, relative to ``mask_root`` (its entry of
+            :class:`WSOLMetadata`'s ``mask_paths``).
+        ignore_path: the image's ignore mask file relative to ``mask_root``, or ``""`` for none (its entry of
+            ``ignore_paths``).
+        size: ``(H, W)`` of the map the masks are compared with.
 
     Returns:
-        ``(foreground, ignore)``, bool ``(H, W)`` arrays.
+        ``(foreground, ignore)``, bool ``(H, W)`` arrays; ``ignore`` excludes the foreground.
+
+    Raises:
+        FileNotFoundError: a mask file is missing or is not an image.
     """
     root = Path(mask_root)
     foreground = np.zeros(size, dtype=bool)

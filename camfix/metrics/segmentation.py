@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._validation import check_int, check_tensor
+from .._validation import check_int
 from ._base import Metric
+from ._common import check_integer_tensor
 
 __all__ = ["IGNORE_INDEX", "MeanIoU", "MeanIoUResult", "mean_iou"]
 
@@ -39,6 +40,12 @@ class MeanIoUResult:
     confusion: np.ndarray
 
     def as_dict(self) -> Dict[str, object]:
+        """The scalar results, JSON-ready.
+
+        Returns:
+            ``{"miou": float, "per_class_iou": [float or None, ...]}``, percent; ``None`` for a class absent
+            from both ground truth and predictions.
+        """
         return {
             "miou": self.miou,
             "per_class_iou": [None if np.isnan(v) else float(v) for v in self.per_class],
@@ -46,9 +53,7 @@ class MeanIoUResult:
 
 
 def _check_labels(name: str, value: object, shape: Optional[tuple]) -> Tensor:
-    tensor = check_tensor(name, value, 3, shape_hint="(N, H, W)", floating=False)
-    if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
-        raise TypeError(f"{name} must be an integer label tensor, got dtype {tensor.dtype}")
+    tensor = check_integer_tensor(name, value, 3, shape_hint="(N, H, W)")
     if shape is not None and tuple(tensor.shape) != shape:
         raise ValueError(f"{name} must have the shape of preds {shape}, got {tuple(tensor.shape)}")
     return tensor
@@ -106,6 +111,14 @@ class MeanIoU(Metric):
         self.confusion += torch.bincount(pairs, minlength=count * count).reshape(count, count)
 
     def compute(self) -> MeanIoUResult:
+        """mIoU of everything added so far (call :meth:`sync` first in a distributed job).
+
+        Returns:
+            A :class:`MeanIoUResult`: the mean and per-class IoUs in percent, and a copy of the confusion matrix.
+
+        Raises:
+            ValueError: no labelled (non-ignored) pixel was added.
+        """
         confusion = self.confusion.numpy()
         if confusion.sum() == 0:
             raise ValueError("MeanIoU has no labelled pixels: call update() with non-ignored targets first")
@@ -119,7 +132,18 @@ class MeanIoU(Metric):
 def mean_iou(
     preds: Tensor, targets: Tensor, num_classes: int, ignore_index: Optional[int] = IGNORE_INDEX
 ) -> MeanIoUResult:
-    """mIoU of one batch (see :class:`MeanIoU`)."""
+    """mIoU of one batch of label maps: :class:`MeanIoU` with one update.
+
+    Args:
+        preds: ``(N, H, W)`` integer predicted labels in ``[0, num_classes)``.
+        targets: ``(N, H, W)`` integer ground-truth labels in ``[0, num_classes)`` or ``ignore_index``.
+        num_classes: ``C``, including the background class 0 (LID/VOC: 21).
+        ignore_index: ground-truth label left out of the evaluation, default 255 (object boundaries in VOC and
+            LID); ``None``: every label must be a class.
+
+    Returns:
+        A :class:`MeanIoUResult`, IoUs in percent.
+    """
     metric = MeanIoU(num_classes, ignore_index)
     metric.update(preds, targets)
     return metric.compute()
