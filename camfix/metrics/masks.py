@@ -242,8 +242,9 @@ class PxAPResult:
 
     Attributes:
         pxap: area under the precision-recall curve, percent.
-        precision, recall: the curve's points, from the highest threshold down (NaN precision where nothing is
-            predicted).
+        precision: ``(T + 1,)`` float64 (``T + 2`` in reference mode) precision of the curve's points, from the
+            highest threshold down, in ``[0, 1]``; NaN where nothing is predicted.
+        recall: the points' recall, same shape, in ``[0, 1]``, non-decreasing.
         num_images: images evaluated.
     """
 
