@@ -99,6 +99,20 @@ def check_size(name: str, value: object) -> Tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
+def check_integer_tensor(
+    name: str, value: object, ndims: Union[int, Sequence[int]], *, shape_hint: str, allow_empty: bool = False
+) -> torch.Tensor:
+    """:func:`check_tensor` for integer dtypes (not bool): boxes, classes and labels; return the tensor."""
+    tensor = check_tensor(name, value, ndims, shape_hint=shape_hint, floating=False, allow_empty=allow_empty)
+    _check_integer_dtype(name, tensor)
+    return tensor
+
+
+def _check_integer_dtype(name: str, tensor: torch.Tensor) -> None:
+    if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor, got dtype {tensor.dtype}")
+
+
 def check_classes(name: str, value: object, batch: int, num_classes: int) -> torch.Tensor:
     """Check one class index per image: an int64-compatible tensor or sequence of shape ``(batch,)``."""
     if isinstance(value, (list, tuple)):
@@ -107,8 +121,7 @@ def check_classes(name: str, value: object, batch: int, num_classes: int) -> tor
         value = torch.tensor(value, dtype=torch.long)
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a tensor or list of class indices of shape (N,), got {_describe(value)}")
-    if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
-        raise TypeError(f"{name} must be an integer tensor, got dtype {value.dtype}")
+    _check_integer_dtype(name, value)
     if value.dim() != 1 or value.shape[0] != batch:
         raise ValueError(f"{name} must have shape ({batch},) (one class per image), got {tuple(value.shape)}")
     if batch and (int(value.min()) < 0 or int(value.max()) >= num_classes):

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._validation import check_finite, check_in_range, check_number, check_tensor
+from .._validation import check_finite, check_in_range, check_integer_tensor, check_number, check_tensor
 
 __all__ = ["cam_thresholds", "DEFAULT_INTERVAL", "MODES"]
 
@@ -59,16 +59,6 @@ def check_thresholds(thresholds: Optional[object], default_interval: float = DEF
     if values.size > 1 and not (np.diff(values) > 0).all():
         raise ValueError("thresholds must be strictly increasing")
     return values
-
-
-def check_integer_tensor(
-    name: str, value: object, ndims: Union[int, Sequence[int]], *, shape_hint: str, allow_empty: bool = False
-) -> Tensor:
-    """:func:`~camfix._validation.check_tensor` for integer dtypes: boxes, classes and labels (not bool)."""
-    tensor = check_tensor(name, value, ndims, shape_hint=shape_hint, floating=False, allow_empty=allow_empty)
-    if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
-        raise TypeError(f"{name} must be an integer tensor, got dtype {tensor.dtype}")
-    return tensor
 
 
 def check_maps(name: str, maps: object) -> Tensor:

@@ -34,9 +34,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._validation import check_integer_tensor
 from . import _native
 from ._base import Metric
-from ._common import BoxesLike, check_boxes, check_integer_tensor, check_maps, check_mode, check_thresholds
+from ._common import BoxesLike, check_boxes, check_maps, check_mode, check_thresholds
 
 __all__ = [
     "DEFAULT_IOU_THRESHOLDS",

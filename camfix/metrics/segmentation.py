@@ -15,9 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._validation import check_int
+from .._validation import check_int, check_integer_tensor
 from ._base import Metric
-from ._common import check_integer_tensor
 
 __all__ = ["IGNORE_INDEX", "MeanIoU", "MeanIoUResult", "mean_iou"]
 
