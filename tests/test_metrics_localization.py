@@ -287,23 +287,24 @@ def test_native_sweep_decides_ties_and_flags_only_uncertain_holes() -> None:
     library = _native.load()
     if library is None:
         pytest.skip("no C compiler: the native sweep is unavailable")
-    # Level image: foreground at level 0 where > 0. Two equal squares: the sweep itself must break the tie as
-    # OpenCV does (no fallback needed).
-    levels = np.zeros((7, 7), dtype=np.int32)
+    # A 0/1 map at threshold 0.5: the foreground is the 1s. Two equal squares: the sweep itself must break the
+    # tie as OpenCV does (no fallback needed).
+    levels = np.zeros((7, 7))
     levels[0:2, 4:6] = 1
     levels[4:6, 0:2] = 1
-    gt = np.array([[0, 4, 1, 5]], dtype=np.int64)
-    single, _, ambiguous = _native.threshold_box_ious(library, levels, 1, gt, True, True, False)
-    assert ambiguous.tolist() == [0]
-    assert single.tolist() == [iou((0, 4, 2, 6), (0, 4, 1, 5))]
+    gt = [np.array([[0, 4, 1, 5]], dtype=np.int64)]
+    half = np.array([0.5])
+    single, _, ambiguous = _native.box_ious(library, levels[None], half, gt, True, True, False)
+    assert ambiguous.tolist() == [[False]]
+    assert single.tolist() == [[iou((0, 4, 2, 6), (0, 4, 1, 5))]]
     # A 5x5 ring (contour area 16, but counted area 2 + at least 2 per hole: 4) next to a solid 3x4 block (area
     # 6): the counts alone cannot order them, so the level is flagged for OpenCV.
-    levels = np.zeros((7, 12), dtype=np.int32)
+    levels = np.zeros((7, 12))
     levels[1:6, 1:6] = 1
     levels[2:5, 2:5] = 0
     levels[1:5, 8:11] = 1
-    _, _, ambiguous = _native.threshold_box_ious(library, levels, 1, gt, True, True, False)
-    assert ambiguous.tolist() == [1]
+    _, _, ambiguous = _native.box_ious(library, levels[None], half, gt, True, True, False)
+    assert ambiguous.tolist() == [[True]]
     curves = box_iou_curves(torch.tensor(levels, dtype=torch.float64)[None], torch.tensor([[1, 1, 5, 5]]), [0.5])
     assert curves.single.tolist() == [[iou((1, 1, 6, 6), (1, 1, 5, 5))]]  # the ring wins, as in OpenCV
 

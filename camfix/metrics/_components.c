@@ -28,11 +28,14 @@
  * box ("multi": every component, plus every hole in reference mode) against the ground-truth boxes.
  */
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum { OK = 0, ERR_ALLOC = -1, ERR_ARGS = -2 };
+/* The background sweep's frame: above every key, so always processed. Levels stay below it. */
+enum { FRAME_KEY = 65535 };
 
 typedef struct {
     int32_t x0, y0, x1, y1, first, area2, euler4, size, record, stamp, exterior;
@@ -50,12 +53,38 @@ typedef struct {
     int32_t n_slots, n_records, n_dirty, capacity;
 } Sweep;
 
+/* Buffers of one batch call, allocated once and reused for every image (one per calling thread). */
+typedef struct {
+    int32_t pw, ph;           /* padded image size */
+    uint16_t *keys;           /* (ph, pw) padded key image */
+    uint8_t *quantised;       /* (height, width) reference mode's uint8 map */
+    int32_t *lab, *order;     /* (ph, pw) component label per processed pixel; pixels in processing order */
+    uint8_t *masks;           /* (ph, pw) processed neighbours when a pixel is added */
+    int32_t *start;           /* (max_levels + 2) counting sort */
+    int32_t *level_of_threshold, *best_record;
+    int64_t *integer_thresholds;
+    double *level_single, *level_multi;
+    uint8_t *level_ambiguous;
+    Sweep fg, bg;
+} Workspace;
+
 /* 8-neighbour bit order: 0 NW, 1 N, 2 NE, 3 W, 4 E, 5 SW, 6 S, 7 SE. The four 2x2 windows around a pixel are
  * {NW, N, W}, {N, NE, E}, {W, SW, S}, {E, S, SE} plus the pixel itself; the first bit of each triple is the
  * pixel's diagonal partner in that window. */
 static const int WINDOW_BITS[4][3] = {{0, 1, 3}, {2, 1, 4}, {5, 3, 6}, {7, 4, 6}};
+static const int RING_DX[8] = {-1, 0, 1, -1, 1, -1, 0, 1};
+static const int RING_DY[8] = {-1, -1, -1, 0, 0, 1, 1, 1};
 static int8_t AREA2_GAIN[256];
 static int8_t EULER4_GAIN[256];
+
+/* Processed neighbours that touch each other are already one component (the later one joined the earlier), so
+ * a pixel needs one find per group of mutually connected processed neighbours, not one per neighbour: on a
+ * smooth map the processed neighbours form one arc and a pixel costs a single find. GROUPS[c][mask] lists one
+ * neighbour bit per group that is adjacent to the pixel, for 4- (c = 0) and 8-connectivity (c = 1). */
+typedef struct {
+    uint8_t count, bit[4];
+} Groups;
+static Groups GROUPS[2][256];
 
 static int window_area2(int count) { return count == 4 ? 2 : (count == 3 ? 1 : 0); }
 
@@ -66,7 +95,35 @@ static int window_euler4(int count, int diagonal_pair) {
     return 0;
 }
 
-/* Fills the gain tables; the loader calls it once, before any sweep. */
+static int ring_adjacent(int a, int b, int eight) {
+    const int dx = abs(RING_DX[a] - RING_DX[b]), dy = abs(RING_DY[a] - RING_DY[b]);
+    return eight ? (dx <= 1 && dy <= 1) : (dx + dy == 1);
+}
+
+static void fill_groups(int eight, unsigned mask, Groups *groups) {
+    int group_of[8];
+    for (int d = 0; d < 8; ++d) group_of[d] = d;
+    /* Eight bits: relax until stable (at most 8 rounds) rather than a union-find. */
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int a = 0; a < 8; ++a)
+            for (int b = 0; b < 8; ++b)
+                if (((mask >> a) & (mask >> b) & 1) && ring_adjacent(a, b, eight) && group_of[b] < group_of[a]) {
+                    group_of[a] = group_of[b];
+                    changed = 1;
+                }
+    }
+    groups->count = 0;
+    unsigned seen = 0;
+    for (int d = 0; d < 8; ++d) {
+        const int touches_pixel = eight || (RING_DX[d] == 0 || RING_DY[d] == 0);
+        if (!((mask >> d) & 1) || !touches_pixel || ((seen >> group_of[d]) & 1)) continue;
+        seen |= 1u << group_of[d];
+        groups->bit[groups->count++] = (uint8_t)d;
+    }
+}
+
+/* Fills the gain and group tables; the loader calls it once, before any sweep. */
 void camfix_init(void) {
     for (int mask = 0; mask < 256; ++mask) {
         int area2 = 0, euler4 = 0;
@@ -84,6 +141,8 @@ void camfix_init(void) {
         }
         AREA2_GAIN[mask] = (int8_t)area2;
         EULER4_GAIN[mask] = (int8_t)euler4;
+        fill_groups(0, (unsigned)mask, &GROUPS[0][mask]);
+        fill_groups(1, (unsigned)mask, &GROUPS[1][mask]);
     }
 }
 
@@ -144,34 +203,47 @@ static inline int32_t unite(Sweep *sw, int32_t a, int32_t b) {
     return a;
 }
 
+/* The root of the component of processed pixel q; q is relabelled with it, so the next reader skips the find. */
+static inline int32_t root_at(int32_t *lab, int32_t *parent, int32_t q) {
+    const int32_t l = lab[q], r = find_root(parent, l);
+    if (r != l) lab[q] = r;
+    return r;
+}
+
 /*
- * One sweep over a padded key image (pw x ph, a frame of key 0 around the image). Pixels with key 0 are never
- * added. Keys are processed from max_key down to 1; the state after key m is one threshold level. With
- * `exterior`, the frame starts as one processed component flagged exterior, and exterior components get no
- * records. `eight` selects 8-connectivity (else 4).
+ * One sweep over a padded key image (pw x ph, a frame around the image). Interior pixels with key 0 are never
+ * added. Keys are processed from max_key down to 1; the state after key m is one threshold level. Frame keys
+ * must be 0 (never processed) or, with `exterior`, FRAME_KEY: the frame is then one processed component
+ * flagged exterior, and exterior components get no records. `eight` selects 8-connectivity (else 4).
  */
-static int sweep(const uint16_t *keys, int32_t pw, int32_t ph, int32_t max_key, int eight, int exterior,
-                 Sweep *sw) {
-    const int32_t n = pw * ph;
-    int32_t *lab = (int32_t *)malloc(sizeof(int32_t) * (size_t)n);
-    int32_t *order = (int32_t *)malloc(sizeof(int32_t) * (size_t)n);
-    int32_t *start = (int32_t *)calloc((size_t)max_key + 2, sizeof(int32_t));
-    sw->capacity = 1024;
-    sw->slots = (Slot *)malloc(sizeof(Slot) * (size_t)sw->capacity);
-    sw->parent = (int32_t *)malloc(sizeof(int32_t) * (size_t)sw->capacity);
-    sw->records = (Record *)malloc(sizeof(Record) * (size_t)sw->capacity);
-    sw->dirty = (int32_t *)malloc(sizeof(int32_t) * (size_t)sw->capacity);
+static int sweep(Workspace *ws, int32_t max_key, int eight, int exterior, Sweep *sw) {
+    const uint16_t *keys = ws->keys;
+    const int32_t pw = ws->pw, ph = ws->ph, n = pw * ph;
+    int32_t *lab = ws->lab, *order = ws->order, *start = ws->start;
+    uint8_t *masks = ws->masks;
     sw->n_slots = sw->n_records = sw->n_dirty = 0;
-    int status = OK;
-    if (!lab || !order || !start || !sw->slots || !sw->parent || !sw->records || !sw->dirty) {
-        status = ERR_ALLOC;
-        goto done;
+    memset(start, 0, sizeof(int32_t) * ((size_t)max_key + 2));
+    /* Which neighbours are processed when a pixel is added, from the keys alone (branch-free, one raster
+     * pass): those with a higher key, and those with an equal key that come earlier in raster order (the
+     * counting sort below is stable). */
+    for (int32_t y = 1; y < ph - 1; ++y) {
+        const uint16_t *up = keys + (y - 1) * pw, *row = keys + y * pw, *down = keys + (y + 1) * pw;
+        uint8_t *out = masks + y * pw;
+        for (int32_t x = 1; x < pw - 1; ++x) {
+            const uint16_t k = row[x];
+            out[x] = (uint8_t)((up[x - 1] >= k) | (up[x] >= k) << 1 | (up[x + 1] >= k) << 2 | (row[x - 1] >= k) << 3 |
+                               (row[x + 1] > k) << 4 | (down[x - 1] > k) << 5 | (down[x] > k) << 6 |
+                               (down[x + 1] > k) << 7);
+        }
     }
-    /* Counting sort by key, descending; stable, so pixels of one key stay in raster order. */
-    for (int32_t p = 0; p < n; ++p) start[keys[p]]++;
+    /* Counting sort of the interior by key, descending; stable, so pixels of one key stay in raster order. */
+    for (int32_t y = 1; y < ph - 1; ++y)
+        for (int32_t x = 1; x < pw - 1; ++x) start[keys[y * pw + x]]++;
     int32_t position = 0;
     for (int32_t m = max_key; m >= 1; --m) { int32_t c = start[m]; start[m] = position; position += c; }
-    for (int32_t p = 0; p < n; ++p) if (keys[p] > 0) order[start[keys[p]]++] = p;
+    for (int32_t y = 1; y < ph - 1; ++y)
+        for (int32_t p = y * pw + 1; p < y * pw + pw - 1; ++p)
+            if (keys[p] > 0) order[start[keys[p]]++] = p;
     /* start[m] now is the end of key m. */
     for (int32_t p = 0; p < n; ++p) lab[p] = -1;
     if (exterior) {
@@ -181,71 +253,58 @@ static int sweep(const uint16_t *keys, int32_t pw, int32_t ph, int32_t max_key, 
         for (int32_t y = 0; y < ph; ++y) { lab[y * pw] = 0; lab[y * pw + pw - 1] = 0; }
     }
     const int32_t offsets[8] = {-pw - 1, -pw, -pw + 1, -1, 1, pw - 1, pw, pw + 1};
-    const int32_t offsets4[4] = {-pw, -1, 1, pw};
-    const int nn = eight ? 8 : 4;
-    const int32_t *off = eight ? offsets : offsets4;
+    const Groups *table = GROUPS[eight ? 1 : 0];
+    int32_t *parent = sw->parent;
     const double inv_pw = 1.0 / pw;
     int32_t cursor = 0;
     for (int32_t m = max_key; m >= 1; --m) {
         const int32_t end = start[m];
-        if (reserve(sw, end - cursor) != OK) { status = ERR_ALLOC; goto done; }
+        if (reserve(sw, end - cursor) != OK) return ERR_ALLOC;
+        parent = sw->parent;
         for (; cursor < end; ++cursor) {
             const int32_t p = order[cursor];
-            /* Gather the neighbours' labels first and branch only on the processed ones: whether a neighbour
-             * is processed is close to random, and a branch per neighbour mispredicts half the time. */
-            int32_t labels[8];
-            unsigned mask = 0;
-            for (int d = 0; d < nn; ++d) {
-                labels[d] = lab[p + off[d]];
-                mask |= (unsigned)(labels[d] >= 0) << d;
-            }
-            int32_t cur = -1, last = -1;
-            for (unsigned bits = mask; bits; bits &= bits - 1) {
-                const int d = __builtin_ctz(bits);
-                const int32_t l = labels[d];
-                if (l == last) continue;
-                last = l;
-                const int32_t r = find_root(sw->parent, l);
-                /* Relabel the neighbour with its root: the next pixel reading it skips the find. */
-                if (r != l) lab[p + off[d]] = r;
-                if (r == cur) continue;
-                touch(sw, r, m);
-                cur = (cur < 0) ? r : unite(sw, cur, r);
-            }
+            const unsigned mask = masks[p];
+            const Groups *groups = &table[mask];
             /* p + 0.5 keeps exact multiples of pw away from the rounding edge. */
             const int32_t y = (int32_t)((p + 0.5) * inv_pw), x = p - y * pw;
-            if (cur < 0) {
+            int32_t cur;
+            if (groups->count == 0) {
                 cur = sw->n_slots++;
-                sw->parent[cur] = cur;
+                parent[cur] = cur;
                 sw->slots[cur] = (Slot){x, y, x, y, p, 0, 0, 0, -1, -1, 0};
                 touch(sw, cur, m);
+            } else {
+                cur = root_at(lab, parent, p + offsets[groups->bit[0]]);
+                touch(sw, cur, m);
+                for (int g = 1; g < groups->count; ++g) {
+                    const int32_t r = root_at(lab, parent, p + offsets[groups->bit[g]]);
+                    if (r == cur) continue;
+                    touch(sw, r, m);
+                    cur = unite(sw, cur, r);
+                }
             }
             lab[p] = cur;
             Slot *s = &sw->slots[cur];
-            if (x < s->x0) s->x0 = x;
-            if (x > s->x1) s->x1 = x;
-            if (y < s->y0) s->y0 = y;
-            if (y > s->y1) s->y1 = y;
-            if (p < s->first) s->first = p;
+            s->x0 = x < s->x0 ? x : s->x0;
+            s->x1 = x > s->x1 ? x : s->x1;
+            s->y0 = y < s->y0 ? y : s->y0;
+            s->y1 = y > s->y1 ? y : s->y1;
+            s->first = p < s->first ? p : s->first;
             s->size += 1;
-            if (eight) {
-                s->area2 += AREA2_GAIN[mask];
-                s->euler4 += EULER4_GAIN[mask];
-            }
+            s->area2 += AREA2_GAIN[mask];
+            s->euler4 += EULER4_GAIN[mask];
         }
         for (int32_t i = 0; i < sw->n_dirty; ++i) {
             const int32_t d = sw->dirty[i];
             Slot *s = &sw->slots[d];
-            if (sw->parent[d] != d || s->exterior) continue;
+            if (parent[d] != d || s->exterior) continue;
             s->record = sw->n_records;
             sw->records[sw->n_records++] =
                 (Record){s->x0, s->y0, s->x1, s->y1, s->first, s->area2, s->euler4, s->size, m, 1};
         }
         sw->n_dirty = 0;
     }
-done:
-    free(lab); free(order); free(start);
-    return status;
+    return OK;
 }
 
 static void sweep_free(Sweep *sw) {
@@ -271,34 +330,30 @@ static double best_iou(int64_t x0, int64_t y0, int64_t x1, int64_t y1, const int
 }
 
 /*
- * Per threshold index j in [0, n_levels): best IoU of the chosen box (iou_single) and of any box (iou_multi).
+ * Per threshold level j in [0, n_levels): best IoU of the chosen box (iou_single) and of any box (iou_multi), for
+ * the image in ws->keys (padded, frame 0, key = level: foreground at level j is key > j).
  *
- * levels: (height, width) int32, values in [0, n_levels]; gt: (n_gt, 4) int64 inclusive boxes, n_gt >= 1.
- * reference != 0 reproduces wsolevaluation's OpenCV semantics: the chosen box is the outer contour with the
- * largest cv2.contourArea (ties: the contour OpenCV lists first, the one starting last in raster order), boxes
- * are (x, y, min(x + w, width - 1), min(y + h, height - 1)) of cv2.boundingRect, holes give boxes too, and a
- * threshold with no contour gives the box (0, 0, 0, 0). Where a component with holes makes the largest contour
- * uncertain, ambiguous[j] is set and iou_single[j] must be computed by the caller with OpenCV.
- * reference == 0: the chosen box is the inclusive box of the component with the most pixels (ties: the one
- * starting first in raster order), multi boxes are the components only, no foreground gives IoU 0.
+ * gt: (n_gt, 4) int64 inclusive boxes, n_gt >= 1. reference != 0 reproduces wsolevaluation's OpenCV semantics:
+ * the chosen box is the outer contour with the largest cv2.contourArea (ties: the contour OpenCV lists first,
+ * the one starting last in raster order), boxes are (x, y, min(x + w, width - 1), min(y + h, height - 1)) of
+ * cv2.boundingRect, holes give boxes too, and a threshold with no contour gives the box (0, 0, 0, 0). Where a
+ * component with holes makes the largest contour uncertain, ambiguous[j] is set and iou_single[j] must be
+ * computed by the caller with OpenCV. reference == 0: the chosen box is the inclusive box of the component with
+ * the most pixels (ties: the one starting first in raster order), multi boxes are the components only, no
+ * foreground gives IoU 0.
  */
-int camfix_threshold_box_ious(const int32_t *levels, int32_t height, int32_t width, int32_t n_levels,
-                              const int64_t *gt, int32_t n_gt, int32_t reference, int32_t want_single,
-                              int32_t want_multi, double *iou_single, double *iou_multi, uint8_t *ambiguous) {
-    if (height <= 0 || width <= 0 || n_levels <= 0 || n_levels > 65535 || n_gt <= 0) return ERR_ARGS;
-    if ((int64_t)(height + 2) * (width + 2) > INT32_MAX / 2) return ERR_ARGS;
-    const int32_t pw = width + 2, ph = height + 2, n = pw * ph;
-    uint16_t *keys = (uint16_t *)calloc((size_t)n, sizeof(uint16_t));
-    if (!keys) return ERR_ALLOC;
-    for (int32_t y = 0; y < height; ++y)
-        for (int32_t x = 0; x < width; ++x) keys[(y + 1) * pw + x + 1] = (uint16_t)levels[y * width + x];
-
-    Sweep fg = {0}, bg = {0};
-    int status = sweep(keys, pw, ph, n_levels, 1, 0, &fg);
+static int level_box_ious(Workspace *ws, int32_t height, int32_t width, int32_t n_levels, const int64_t *gt,
+                          int32_t n_gt, int32_t reference, int32_t want_single, int32_t want_multi,
+                          double *iou_single, double *iou_multi, uint8_t *ambiguous) {
+    uint16_t *keys = ws->keys;
+    const int32_t pw = ws->pw, ph = ws->ph;
+    Sweep *fg = &ws->fg, *bg = &ws->bg;
+    bg->n_records = 0;
+    int status = sweep(ws, n_levels, 1, 0, fg);
     /* Holes matter only up to the highest threshold where some component has one (Euler number < 1). */
     int32_t top_holed = -1;
-    for (int32_t r = 0; r < fg.n_records; ++r)
-        if (fg.records[r].euler4 < 4 && fg.records[r].key_hi - 1 > top_holed) top_holed = fg.records[r].key_hi - 1;
+    for (int32_t r = 0; r < fg->n_records; ++r)
+        if (fg->records[r].euler4 < 4 && fg->records[r].key_hi - 1 > top_holed) top_holed = fg->records[r].key_hi - 1;
     if (status == OK && reference && want_multi && top_holed >= 0) {
         /* Background at threshold j is level <= j: key n_levels - level turns the ascending order into the
          * sweep's descending one. Pixels above top_holed (and at level n_levels, never background) get key 0. */
@@ -307,22 +362,21 @@ int camfix_threshold_box_ious(const int32_t *levels, int32_t height, int32_t wid
                 const int32_t level = keys[y * pw + x];
                 keys[y * pw + x] = (uint16_t)(level <= top_holed ? n_levels - level : 0);
             }
-        status = sweep(keys, pw, ph, n_levels, 0, 1, &bg);
+        for (int32_t x = 0; x < pw; ++x) keys[x] = keys[(ph - 1) * pw + x] = FRAME_KEY;
+        for (int32_t y = 0; y < ph; ++y) keys[y * pw] = keys[y * pw + pw - 1] = FRAME_KEY;
+        status = sweep(ws, n_levels, 0, 1, bg);
     }
-    free(keys);
-    if (status != OK) { sweep_free(&fg); sweep_free(&bg); return status; }
+    if (status != OK) return status;
 
     const double empty_iou = reference ? best_iou(0, 0, 0, 0, gt, n_gt) : 0.0;
-    int32_t *best_record = NULL;
+    int32_t *best_record = ws->best_record;
     if (want_multi) for (int32_t j = 0; j < n_levels; ++j) iou_multi[j] = -1.0;
     if (want_single) {
-        best_record = (int32_t *)malloc(sizeof(int32_t) * (size_t)n_levels);
-        if (!best_record) { sweep_free(&fg); sweep_free(&bg); return ERR_ALLOC; }
         for (int32_t j = 0; j < n_levels; ++j) { best_record[j] = -1; ambiguous[j] = 0; }
     }
     /* Foreground records: key m is threshold m - 1. Boxes in image coordinates (the frame shifts by 1). */
-    for (int32_t r = 0; r < fg.n_records; ++r) {
-        const Record *rec = &fg.records[r];
+    for (int32_t r = 0; r < fg->n_records; ++r) {
+        const Record *rec = &fg->records[r];
         const int64_t x0 = rec->x0 - 1, y0 = rec->y0 - 1;
         int64_t x1 = rec->x1 - 1, y1 = rec->y1 - 1;
         if (reference) {
@@ -335,7 +389,7 @@ int camfix_threshold_box_ious(const int32_t *levels, int32_t height, int32_t wid
             if (!want_single) continue;
             const int32_t b = best_record[j];
             if (b < 0) { best_record[j] = r; continue; }
-            const Record *cur = &fg.records[b];
+            const Record *cur = &fg->records[b];
             if (reference) {
                 /* Lower bound of the doubled contour area: exact without holes. */
                 const int32_t holes_rec = 1 - rec->euler4 / 4, holes_cur = 1 - cur->euler4 / 4;
@@ -348,14 +402,14 @@ int camfix_threshold_box_ious(const int32_t *levels, int32_t height, int32_t wid
     }
     if (want_single && reference) {
         /* The largest lower bound wins unless another component's upper bound could reach it. */
-        for (int32_t r = 0; r < fg.n_records; ++r) {
-            const Record *rec = &fg.records[r];
+        for (int32_t r = 0; r < fg->n_records; ++r) {
+            const Record *rec = &fg->records[r];
             const int32_t holes_rec = 1 - rec->euler4 / 4;
             const int32_t ub_rec = holes_rec > 0 ? 2 * (rec->x1 - rec->x0) * (rec->y1 - rec->y0) : rec->area2;
             for (int32_t j = rec->key_lo - 1; j <= rec->key_hi - 1; ++j) {
                 const int32_t b = best_record[j];
                 if (b == r) continue;
-                const Record *cur = &fg.records[b];
+                const Record *cur = &fg->records[b];
                 const int32_t lb_cur = cur->area2 + 4 * (1 - cur->euler4 / 4);
                 if (ub_rec > lb_cur || (ub_rec == lb_cur && rec->first > cur->first)) ambiguous[j] = 1;
             }
@@ -365,7 +419,7 @@ int camfix_threshold_box_ious(const int32_t *levels, int32_t height, int32_t wid
         for (int32_t j = 0; j < n_levels; ++j) {
             const int32_t b = best_record[j];
             if (b < 0) { iou_single[j] = empty_iou; continue; }
-            const Record *rec = &fg.records[b];
+            const Record *rec = &fg->records[b];
             int64_t x1 = rec->x1 - 1, y1 = rec->y1 - 1;
             if (reference) {
                 x1 = (x1 + 1 < width - 1) ? x1 + 1 : width - 1;
@@ -373,12 +427,11 @@ int camfix_threshold_box_ious(const int32_t *levels, int32_t height, int32_t wid
             }
             iou_single[j] = best_iou(rec->x0 - 1, rec->y0 - 1, x1, y1, gt, n_gt);
         }
-        free(best_record);
     }
     if (want_multi) {
         /* Holes: key m is threshold n_levels - m; the hole contour runs through the pixels around the hole. */
-        for (int32_t r = 0; r < bg.n_records; ++r) {
-            const Record *rec = &bg.records[r];
+        for (int32_t r = 0; r < bg->n_records; ++r) {
+            const Record *rec = &bg->records[r];
             const int64_t x0 = rec->x0 - 2, y0 = rec->y0 - 2;
             const int64_t x1 = (rec->x1 + 1 < width - 1) ? rec->x1 + 1 : width - 1;
             const int64_t y1 = (rec->y1 + 1 < height - 1) ? rec->y1 + 1 : height - 1;
@@ -389,7 +442,142 @@ int camfix_threshold_box_ious(const int32_t *levels, int32_t height, int32_t wid
         }
         for (int32_t j = 0; j < n_levels; ++j) if (iou_multi[j] < 0) iou_multi[j] = empty_iou;
     }
-    sweep_free(&fg);
-    sweep_free(&bg);
     return OK;
+}
+
+static void workspace_free(Workspace *ws) {
+    free(ws->keys); free(ws->quantised); free(ws->lab); free(ws->order); free(ws->masks); free(ws->start);
+    free(ws->level_of_threshold); free(ws->best_record); free(ws->integer_thresholds);
+    free(ws->level_single); free(ws->level_multi); free(ws->level_ambiguous);
+    sweep_free(&ws->fg);
+    sweep_free(&ws->bg);
+}
+
+static int sweep_alloc(Sweep *sw) {
+    sw->capacity = 1024;
+    sw->slots = (Slot *)malloc(sizeof(Slot) * (size_t)sw->capacity);
+    sw->parent = (int32_t *)malloc(sizeof(int32_t) * (size_t)sw->capacity);
+    sw->records = (Record *)malloc(sizeof(Record) * (size_t)sw->capacity);
+    sw->dirty = (int32_t *)malloc(sizeof(int32_t) * (size_t)sw->capacity);
+    return sw->slots && sw->parent && sw->records && sw->dirty ? OK : ERR_ALLOC;
+}
+
+static int workspace_alloc(Workspace *ws, int32_t height, int32_t width, int32_t max_levels) {
+    memset(ws, 0, sizeof(*ws));
+    ws->pw = width + 2;
+    ws->ph = height + 2;
+    const size_t n = (size_t)ws->pw * (size_t)ws->ph, levels = (size_t)max_levels + 2;
+    ws->keys = (uint16_t *)malloc(sizeof(uint16_t) * n);
+    ws->quantised = (uint8_t *)malloc((size_t)height * (size_t)width);
+    ws->lab = (int32_t *)malloc(sizeof(int32_t) * n);
+    ws->order = (int32_t *)malloc(sizeof(int32_t) * n);
+    ws->masks = (uint8_t *)malloc(n);
+    ws->start = (int32_t *)malloc(sizeof(int32_t) * levels);
+    ws->level_of_threshold = (int32_t *)malloc(sizeof(int32_t) * levels);
+    ws->best_record = (int32_t *)malloc(sizeof(int32_t) * levels);
+    ws->integer_thresholds = (int64_t *)malloc(sizeof(int64_t) * levels);
+    ws->level_single = (double *)malloc(sizeof(double) * levels);
+    ws->level_multi = (double *)malloc(sizeof(double) * levels);
+    ws->level_ambiguous = (uint8_t *)malloc(levels);
+    const int swept = sweep_alloc(&ws->fg) == OK && sweep_alloc(&ws->bg) == OK;
+    if (!swept || !ws->keys || !ws->quantised || !ws->lab || !ws->order || !ws->masks || !ws->start ||
+        !ws->level_of_threshold || !ws->best_record || !ws->integer_thresholds || !ws->level_single ||
+        !ws->level_multi || !ws->level_ambiguous)
+        return ERR_ALLOC;
+    return OK;
+}
+
+/*
+ * Level image of one map into ws->keys (padded, frame 0); returns the number of levels and fills
+ * ws->level_of_threshold (threshold index -> level).
+ *
+ * Reference mode: the map is quantised as numpy's (map * 255).astype(np.uint8) in float64, and threshold tau
+ * becomes the integer int(tau * max(q)) of wsolevaluation; equal integers share a level (at most 256 levels), and
+ * a pixel's level is the number of distinct integers below its q. Continuous mode: one level per threshold, a
+ * pixel's level the number of thresholds below its value.
+ */
+static int32_t map_levels(Workspace *ws, const float *map32, const double *map64, int32_t height, int32_t width,
+                          const double *thresholds, int32_t n_thresholds, int32_t reference) {
+    const int32_t pw = ws->pw;
+    uint16_t *keys = ws->keys;
+    int32_t *level_of_threshold = ws->level_of_threshold;
+    const int32_t count = height * width;
+    memset(keys, 0, sizeof(uint16_t) * (size_t)pw * (size_t)ws->ph);
+    if (reference) {
+        uint8_t *quantised = ws->quantised, top = 0;
+        for (int32_t i = 0; i < count; ++i) {
+            const double value = map64 ? map64[i] : (double)map32[i];
+            const uint8_t q = (uint8_t)(value * 255.0);
+            quantised[i] = q;
+            top = q > top ? q : top;
+        }
+        int64_t *integers = ws->integer_thresholds;
+        int32_t n_levels = 0;
+        for (int32_t t = 0; t < n_thresholds; ++t) {
+            const int64_t integer = (int64_t)floor(thresholds[t] * (double)top);
+            if (n_levels == 0 || integers[n_levels - 1] != integer) integers[n_levels++] = integer;
+            level_of_threshold[t] = n_levels - 1;
+        }
+        uint16_t lookup[256];
+        for (int32_t v = 0, level = 0; v < 256; ++v) {
+            while (level < n_levels && integers[level] < v) ++level;
+            lookup[v] = (uint16_t)level;
+        }
+        for (int32_t y = 0; y < height; ++y)
+            for (int32_t x = 0; x < width; ++x) keys[(y + 1) * pw + x + 1] = lookup[quantised[y * width + x]];
+        return n_levels;
+    }
+    for (int32_t t = 0; t < n_thresholds; ++t) level_of_threshold[t] = t;
+    for (int32_t y = 0; y < height; ++y)
+        for (int32_t x = 0; x < width; ++x) {
+            const double value = map64 ? map64[y * width + x] : (double)map32[y * width + x];
+            int32_t low = 0, high = n_thresholds; /* first threshold >= value */
+            while (low < high) {
+                const int32_t middle = (low + high) / 2;
+                if (thresholds[middle] < value) low = middle + 1; else high = middle;
+            }
+            keys[(y + 1) * pw + x + 1] = (uint16_t)low;
+        }
+    return n_thresholds;
+}
+
+/*
+ * Box IoUs of `count` maps at every threshold: per map i and threshold t, iou_single[i * n_thresholds + t] and
+ * iou_multi[...] as level_box_ious describes, and ambiguous[...] = 1 where iou_single needs OpenCV.
+ *
+ * maps: (count, height, width) float32 (is_float64 == 0) or float64, values in [0, 1]. thresholds: strictly
+ * increasing, in [0, 1]; in continuous mode at most FRAME_KEY - 1 of them. gt: all maps' inclusive int64 boxes,
+ * map i's being rows gt_start[i] to gt_start[i + 1] - 1 (at least one). Called without the GIL (ctypes):
+ * threads may run it on disjoint slices of a batch.
+ */
+int camfix_box_ious(const void *maps, int32_t is_float64, int32_t count, int32_t height, int32_t width,
+                    const double *thresholds, int32_t n_thresholds, int32_t reference, const int64_t *gt,
+                    const int64_t *gt_start, int32_t want_single, int32_t want_multi, double *iou_single,
+                    double *iou_multi, uint8_t *ambiguous) {
+    if (count < 0 || height <= 0 || width <= 0 || n_thresholds <= 0) return ERR_ARGS;
+    if (!reference && n_thresholds >= FRAME_KEY) return ERR_ARGS;
+    if ((int64_t)(height + 2) * (width + 2) > INT32_MAX / 2) return ERR_ARGS;
+    Workspace ws;
+    int status = workspace_alloc(&ws, height, width, n_thresholds);
+    const size_t pixels = (size_t)height * (size_t)width;
+    for (int32_t i = 0; status == OK && i < count; ++i) {
+        const int64_t n_gt = gt_start[i + 1] - gt_start[i];
+        if (n_gt <= 0) { status = ERR_ARGS; break; }
+        const float *map32 = is_float64 ? NULL : (const float *)maps + pixels * (size_t)i;
+        const double *map64 = is_float64 ? (const double *)maps + pixels * (size_t)i : NULL;
+        const int32_t n_levels = map_levels(&ws, map32, map64, height, width, thresholds, n_thresholds, reference);
+        status = level_box_ious(&ws, height, width, n_levels, gt + 4 * gt_start[i], (int32_t)n_gt, reference,
+                                want_single, want_multi, ws.level_single, ws.level_multi, ws.level_ambiguous);
+        const size_t row = (size_t)i * (size_t)n_thresholds;
+        for (int32_t t = 0; status == OK && t < n_thresholds; ++t) {
+            const int32_t level = ws.level_of_threshold[t];
+            if (want_single) {
+                iou_single[row + t] = ws.level_single[level];
+                ambiguous[row + t] = ws.level_ambiguous[level];
+            }
+            if (want_multi) iou_multi[row + t] = ws.level_multi[level];
+        }
+    }
+    workspace_free(&ws);
+    return status;
 }

@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._validation import check_integer_tensor
+from .._validation import check_int, check_integer_tensor
+from ..crf import usable_cpus
 from . import _native
 from ._base import Metric
 from ._common import BoxesLike, check_boxes, check_maps, check_mode, check_thresholds
@@ -200,22 +201,24 @@ def _opencv_level_ious(
     return iou_single, iou_multi
 
 
-def _image_levels(
-    image_map: np.ndarray, quantised: Optional[np.ndarray], thresholds: np.ndarray
-) -> Tuple[np.ndarray, int, np.ndarray]:
-    """Level image, number of levels and threshold -> level index, for one ``(H, W)`` float64 map.
+def _image_levels(image_map: np.ndarray, reference: bool, thresholds: np.ndarray) -> Tuple[np.ndarray, int, np.ndarray]:
+    """Level image, number of levels and threshold -> level index, for one ``(H, W)`` float32 or float64 map.
 
-    Reference mode (``quantised`` given): the reference thresholds ``int(tau * max(q))`` on the uint8 map
-    ``q``; equal integer thresholds share a level, so at most 256 levels whatever the number of thresholds.
-    Continuous mode: one level per threshold, ``level = #{tau < map}``.
+    A pixel is foreground at level ``j`` when its level is ``> j``. Reference mode: the reference's uint8 map
+    ``q`` thresholded at ``int(tau * max(q))``; equal integer thresholds share a level, so at most 256 levels
+    whatever the number of thresholds. Continuous mode: one level per threshold, ``level = #{tau < map}``. The
+    OpenCV path's form of what ``_components.c``'s ``map_levels`` computes for the sweep.
     """
-    if quantised is not None:
+    values = image_map.astype(np.float64)
+    if reference:
+        # The reference's quantisation, (scoremap * 255).astype(np.uint8), on float64 values in [0, 1].
+        quantised = (values * 255).astype(np.uint8)
         # float64 product then truncation, as int(np.float64 * np.uint8) in the reference.
         integer_thresholds = np.floor(thresholds * float(quantised.max())).astype(np.int64)
         distinct, level_of_threshold = np.unique(integer_thresholds, return_inverse=True)
         lookup = np.searchsorted(distinct, _UINT8_VALUES, side="left").astype(np.int32)
         return lookup[quantised], len(distinct), level_of_threshold.ravel()
-    levels = np.searchsorted(thresholds, image_map, side="left").astype(np.int32)
+    levels = np.searchsorted(thresholds, values, side="left").astype(np.int32)
     return levels, len(thresholds), np.arange(len(thresholds))
 
 
@@ -227,6 +230,7 @@ def box_iou_curves(
     mode: str = "reference",
     single: bool = True,
     multi: bool = True,
+    workers: Optional[int] = None,
 ) -> BoxIoUCurves:
     """IoU of the localization box(es) with the ground truth, for every map and CAM threshold.
 
@@ -240,6 +244,8 @@ def box_iou_curves(
         mode: ``"reference"`` (default) or ``"continuous"``, see the module docstring.
         single: compute the largest region's IoU (MaxBoxAcc, GT-known and top-1 loc).
         multi: compute the best IoU over all regions (MaxBoxAccV2).
+        workers: threads sweeping the maps (the compiled sweep releases the GIL); default ``None``: one per
+            usable CPU (:func:`camfix.crf.usable_cpus`). The numbers do not depend on it.
 
     Returns:
         :class:`BoxIoUCurves` of ``(N, T)`` float64 CPU tensors.
@@ -251,31 +257,33 @@ def box_iou_curves(
     gt_boxes = check_boxes("boxes", boxes, batch, (height, width))
     if not (single or multi):
         raise ValueError("at least one of single and multi must be True")
-    values = maps.detach().cpu().to(torch.float64).numpy()
-    # The reference's quantisation, (scoremap * 255).astype(np.uint8), on float64 values in [0, 1].
-    quantised = (values * 255).astype(np.uint8) if reference else None
+    workers = usable_cpus() if workers is None else check_int("workers", workers, 1)
+    values = maps.detach().cpu()
+    if values.dtype not in (torch.float32, torch.float64):
+        values = values.to(torch.float64)  # every value of a half-precision map is exact in float64
+    values = values.contiguous().numpy()
     library = _native.load()
-    iou_single = np.zeros((batch, len(thresholds)))
-    iou_multi = np.zeros((batch, len(thresholds)))
-    for index in range(batch):
-        levels, n_levels, level_of_threshold = _image_levels(
-            values[index], None if quantised is None else quantised[index], thresholds
+    if library is not None and (reference or len(thresholds) <= _native.MAX_LEVELS):
+        iou_single, iou_multi, ambiguous = _native.box_ious(
+            library, values, thresholds, gt_boxes, reference, single, multi, workers
         )
-        if library is not None and n_levels <= _native.MAX_LEVELS:
-            level_single, level_multi, ambiguous = _native.threshold_box_ious(
-                library, levels, n_levels, gt_boxes[index], reference, single, multi
-            )
-            unsure = np.flatnonzero(ambiguous) if single else np.empty(0, dtype=np.int64)
-            if unsure.size:
-                level_single[unsure] = _opencv_level_ious(
-                    levels, unsure, gt_boxes[index], reference, True, False
-                )[0]
-        else:
+        for index in np.flatnonzero(ambiguous.any(axis=1)):
+            # A component with holes whose contour area the sweep could only bound: OpenCV at those thresholds.
+            levels, _, level_of_threshold = _image_levels(values[index], reference, thresholds)
+            unsure = np.flatnonzero(ambiguous[index])
+            unsure_levels, position = np.unique(level_of_threshold[unsure], return_inverse=True)
+            level_single = _opencv_level_ious(levels, unsure_levels, gt_boxes[index], reference, True, False)[0]
+            iou_single[index, unsure] = level_single[position.ravel()]
+    else:
+        iou_single = np.zeros((batch, len(thresholds)))
+        iou_multi = np.zeros((batch, len(thresholds)))
+        for index in range(batch):
+            levels, n_levels, level_of_threshold = _image_levels(values[index], reference, thresholds)
             level_single, level_multi = _opencv_level_ious(
                 levels, range(n_levels), gt_boxes[index], reference, single, multi
             )
-        iou_single[index] = level_single[level_of_threshold]
-        iou_multi[index] = level_multi[level_of_threshold]
+            iou_single[index] = level_single[level_of_threshold]
+            iou_multi[index] = level_multi[level_of_threshold]
     return BoxIoUCurves(
         single=torch.from_numpy(iou_single) if single else None,
         multi=torch.from_numpy(iou_multi) if multi else None,
