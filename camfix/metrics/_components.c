@@ -58,9 +58,11 @@ typedef struct {
     int32_t pw, ph;           /* padded image size */
     uint16_t *keys;           /* (ph, pw) padded key image */
     uint8_t *quantised;       /* (height, width) reference mode's uint8 map */
-    int32_t *lab, *order;     /* (ph, pw) component label per processed pixel; pixels in processing order */
+    int32_t *lab;             /* (ph, pw) component label per processed pixel */
+    int32_t *order, *rows;    /* (ph, pw) pixels in processing order, and their rows */
     uint8_t *masks;           /* (ph, pw) processed neighbours when a pixel is added */
     int32_t *start;           /* (max_levels + 2) counting sort */
+    int32_t *histograms;      /* (4 * (max_levels + 2)) */
     int32_t *level_of_threshold, *best_record;
     int64_t *integer_thresholds;
     double *level_single, *level_multi;
@@ -219,10 +221,9 @@ static inline int32_t root_at(int32_t *lab, int32_t *parent, int32_t q) {
 static int sweep(Workspace *ws, int32_t max_key, int eight, int exterior, Sweep *sw) {
     const uint16_t *keys = ws->keys;
     const int32_t pw = ws->pw, ph = ws->ph, n = pw * ph;
-    int32_t *lab = ws->lab, *order = ws->order, *start = ws->start;
+    int32_t *lab = ws->lab, *order = ws->order, *rows = ws->rows, *start = ws->start;
     uint8_t *masks = ws->masks;
     sw->n_slots = sw->n_records = sw->n_dirty = 0;
-    memset(start, 0, sizeof(int32_t) * ((size_t)max_key + 2));
     /* Which neighbours are processed when a pixel is added, from the keys alone (branch-free, one raster
      * pass): those with a higher key, and those with an equal key that come earlier in raster order (the
      * counting sort below is stable). */
@@ -236,14 +237,34 @@ static int sweep(Workspace *ws, int32_t max_key, int eight, int exterior, Sweep 
                                (down[x + 1] > k) << 7);
         }
     }
-    /* Counting sort of the interior by key, descending; stable, so pixels of one key stay in raster order. */
-    for (int32_t y = 1; y < ph - 1; ++y)
-        for (int32_t x = 1; x < pw - 1; ++x) start[keys[y * pw + x]]++;
+    /* Counting sort of the interior by key, descending; stable, so pixels of one key stay in raster order.
+     * Neighbouring pixels often share a key: four histograms, filled in turn, keep the increments independent. */
+    int32_t *histograms = ws->histograms;
+    memset(histograms, 0, sizeof(int32_t) * 4 * ((size_t)max_key + 1));
+    for (int32_t y = 1; y < ph - 1; ++y) {
+        const uint16_t *row = keys + y * pw;
+        int32_t x = 1;
+        for (; x + 3 < pw - 1; x += 4) {
+            histograms[4 * row[x]]++;
+            histograms[4 * row[x + 1] + 1]++;
+            histograms[4 * row[x + 2] + 2]++;
+            histograms[4 * row[x + 3] + 3]++;
+        }
+        for (; x < pw - 1; ++x) histograms[4 * row[x]]++;
+    }
     int32_t position = 0;
-    for (int32_t m = max_key; m >= 1; --m) { int32_t c = start[m]; start[m] = position; position += c; }
+    for (int32_t m = max_key; m >= 1; --m) {
+        start[m] = position;
+        position += histograms[4 * m] + histograms[4 * m + 1] + histograms[4 * m + 2] + histograms[4 * m + 3];
+    }
+    start[0] = position; /* key 0 (never added): after the end of key 1, never read; no branch in the scatter */
     for (int32_t y = 1; y < ph - 1; ++y)
-        for (int32_t p = y * pw + 1; p < y * pw + pw - 1; ++p)
-            if (keys[p] > 0) order[start[keys[p]]++] = p;
+        for (int32_t p = y * pw + 1; p < y * pw + pw - 1; ++p) {
+            const int32_t slot = start[keys[p]];
+            order[slot] = p;
+            rows[slot] = y;
+            start[keys[p]] = slot + 1;
+        }
     /* start[m] now is the end of key m. */
     for (int32_t p = 0; p < n; ++p) lab[p] = -1;
     if (exterior) {
@@ -255,18 +276,15 @@ static int sweep(Workspace *ws, int32_t max_key, int eight, int exterior, Sweep 
     const int32_t offsets[8] = {-pw - 1, -pw, -pw + 1, -1, 1, pw - 1, pw, pw + 1};
     const Groups *table = GROUPS[eight ? 1 : 0];
     int32_t *parent = sw->parent;
-    const double inv_pw = 1.0 / pw;
     int32_t cursor = 0;
     for (int32_t m = max_key; m >= 1; --m) {
         const int32_t end = start[m];
         if (reserve(sw, end - cursor) != OK) return ERR_ALLOC;
         parent = sw->parent;
         for (; cursor < end; ++cursor) {
-            const int32_t p = order[cursor];
+            const int32_t p = order[cursor], y = rows[cursor], x = p - y * pw;
             const unsigned mask = masks[p];
             const Groups *groups = &table[mask];
-            /* p + 0.5 keeps exact multiples of pw away from the rounding edge. */
-            const int32_t y = (int32_t)((p + 0.5) * inv_pw), x = p - y * pw;
             int32_t cur;
             if (groups->count == 0) {
                 cur = sw->n_slots++;
@@ -446,7 +464,8 @@ static int level_box_ious(Workspace *ws, int32_t height, int32_t width, int32_t 
 }
 
 static void workspace_free(Workspace *ws) {
-    free(ws->keys); free(ws->quantised); free(ws->lab); free(ws->order); free(ws->masks); free(ws->start);
+    free(ws->keys); free(ws->quantised); free(ws->lab); free(ws->order); free(ws->rows); free(ws->masks); free(ws->start);
+    free(ws->histograms);
     free(ws->level_of_threshold); free(ws->best_record); free(ws->integer_thresholds);
     free(ws->level_single); free(ws->level_multi); free(ws->level_ambiguous);
     sweep_free(&ws->fg);
@@ -471,6 +490,8 @@ static int workspace_alloc(Workspace *ws, int32_t height, int32_t width, int32_t
     ws->quantised = (uint8_t *)malloc((size_t)height * (size_t)width);
     ws->lab = (int32_t *)malloc(sizeof(int32_t) * n);
     ws->order = (int32_t *)malloc(sizeof(int32_t) * n);
+    ws->rows = (int32_t *)malloc(sizeof(int32_t) * n);
+    ws->histograms = (int32_t *)malloc(sizeof(int32_t) * 4 * levels);
     ws->masks = (uint8_t *)malloc(n);
     ws->start = (int32_t *)malloc(sizeof(int32_t) * levels);
     ws->level_of_threshold = (int32_t *)malloc(sizeof(int32_t) * levels);
@@ -480,7 +501,8 @@ static int workspace_alloc(Workspace *ws, int32_t height, int32_t width, int32_t
     ws->level_multi = (double *)malloc(sizeof(double) * levels);
     ws->level_ambiguous = (uint8_t *)malloc(levels);
     const int swept = sweep_alloc(&ws->fg) == OK && sweep_alloc(&ws->bg) == OK;
-    if (!swept || !ws->keys || !ws->quantised || !ws->lab || !ws->order || !ws->masks || !ws->start ||
+    if (!swept || !ws->keys || !ws->quantised || !ws->lab || !ws->order || !ws->rows || !ws->masks || !ws->start ||
+        !ws->histograms ||
         !ws->level_of_threshold || !ws->best_record || !ws->integer_thresholds || !ws->level_single ||
         !ws->level_multi || !ws->level_ambiguous)
         return ERR_ALLOC;
