@@ -414,6 +414,23 @@ def test_float32_maps_are_evaluated_in_float64() -> None:
     np.testing.assert_array_equal(curves.single[0].numpy(), single)
 
 
+@pytest.mark.parametrize("mode", ["reference", "continuous"])
+def test_workers_and_map_dtypes_do_not_change_the_numbers(path, mode) -> None:
+    # float32 and float16 maps reach the sweep as they are (converted there): same numbers as their float64
+    # values; any number of threads (more than maps too) gives the same curves.
+    rng = np.random.default_rng(12)
+    maps = torch.tensor(np.stack([random_map(rng, kind, 20, 26) for kind in ("noise", "levels", "rings", "smooth")]))
+    gt = [torch.tensor([[2, 3, 15, 12]]), torch.tensor([[0, 0, 25, 19], [4, 4, 9, 9]])] * 2
+    thresholds = cam_thresholds(0.01)
+    for dtype in (torch.float32, torch.float16):
+        low = maps.to(dtype)
+        expected = box_iou_curves(low.double(), gt, thresholds, mode=mode, workers=1)
+        for workers in (1, 2, 7):
+            curves = box_iou_curves(low, gt, thresholds, mode=mode, workers=workers)
+            torch.testing.assert_close(curves.single, expected.single, rtol=0, atol=0)
+            torch.testing.assert_close(curves.multi, expected.multi, rtol=0, atol=0)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # box_iou: the IoU of inclusive boxes, against pixel sets
 
@@ -524,6 +541,10 @@ def test_bad_input_raises_clear_errors() -> None:
         box_iou_curves(maps, boxes.float())
     with pytest.raises(ValueError, match="mode must be one of"):
         box_iou_curves(maps, boxes, mode="exact")
+    with pytest.raises(ValueError, match=r"workers must be an int >= 1, got 0"):
+        box_iou_curves(maps, boxes, workers=0)
+    with pytest.raises(TypeError, match="workers must be an int"):
+        BoxAccuracy(workers=1.5)
     with pytest.raises(ValueError, match="thresholds must be strictly increasing"):
         box_iou_curves(maps, boxes, [0.5, 0.2])
     with pytest.raises(ValueError, match=r"thresholds must be finite and in \[0, 1\]"):

@@ -421,6 +421,8 @@ class BoxAccuracy(Metric):
         mode: ``"reference"`` (reproduces clovaai/wsolevaluation) or ``"continuous"``.
         multi_contour: also track the any-region accuracy (MaxBoxAccV2). It costs a second sweep in reference
             mode (holes).
+        workers: threads sweeping the maps of a batch; default ``None``: one per usable CPU
+            (:func:`camfix.crf.usable_cpus`). The numbers do not depend on it.
 
     Example:
         Two 32 x 32 maps with the same square of high scores; the first image's object is that square, the
@@ -444,12 +446,14 @@ class BoxAccuracy(Metric):
         iou_thresholds: Sequence[int] = DEFAULT_IOU_THRESHOLDS,
         mode: str = "reference",
         multi_contour: bool = True,
+        workers: Optional[int] = None,
     ) -> None:
         super().__init__()
         self.thresholds = check_thresholds(thresholds)
         self.iou_thresholds = _check_iou_thresholds(iou_thresholds)
         self.mode = check_mode(mode)
         self.multi_contour = bool(multi_contour)
+        self.workers = None if workers is None else check_int("workers", workers, 1)
         shape = (len(self.iou_thresholds), len(self.thresholds))
         self._add_state("num_images", torch.zeros((), dtype=torch.int64))
         self._add_state("num_classified", torch.zeros((), dtype=torch.int64))
@@ -485,7 +489,9 @@ class BoxAccuracy(Metric):
             TypeError, ValueError: an argument has the wrong type, dtype, shape or values, or only one of
                 ``pred_classes`` and ``target_classes`` is given.
         """
-        curves = box_iou_curves(maps, boxes, self.thresholds, mode=self.mode, multi=self.multi_contour)
+        curves = box_iou_curves(
+            maps, boxes, self.thresholds, mode=self.mode, multi=self.multi_contour, workers=self.workers
+        )
         batch = curves.single.shape[0]
         right_class = _check_class_pair(pred_classes, target_classes, batch)
         single_hits = curves.single.numpy()[None] >= self._deltas  # (I, N, T)
