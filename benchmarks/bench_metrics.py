@@ -1,16 +1,16 @@
 """Box metrics: camfix vs the reference evaluator's per-image, per-threshold loop, measured in the same run.
 
-    python benchmarks/bench_metrics.py [--maps 1000] [--size 224] [--intervals 0.01 0.001] [--seed 0]
-    python benchmarks/bench_metrics.py --full [--intervals 0.01]
+    python benchmarks/bench_metrics.py [--maps 1000] [--size 224] [--intervals 0.01 0.001] [--seed 0] [--workers N]
+    python benchmarks/bench_metrics.py --full [--intervals 0.01] [--workers N]
 
 Default: ``--maps`` CAM-like score maps (a 7x7 random activation map, cubed, bicubic-upsampled to ``--size`` and
 min-max normalised, as a CAM is made) with one or two ground-truth boxes each. For every interval, the baseline is
 the reference's procedure written out (``reference_way``: quantise, and per threshold ``cv2.threshold`` on
 ``int(tau * max)``, ``cv2.findContours``, the largest ``contourArea`` or every contour, ``cv2.boundingRect``,
 then its tiled IoU), once for MaxBoxAcc (largest contour) and once for MaxBoxAccV2 (every contour); camfix is
-``BoxAccuracy(multi_contour=False)`` and ``BoxAccuracy()`` in reference mode. Prints wall and CPU seconds, the
-ratio baseline/camfix (CPU time: the least sensitive to other processes on the machine) and whether the
-accuracies are identical.
+``BoxAccuracy(multi_contour=False)`` and ``BoxAccuracy()`` in reference mode, with ``--workers`` threads (default:
+one per usable CPU, camfix's default). Prints wall and CPU seconds (CPU: all threads of the process), the ratios
+baseline/camfix and whether the accuracies are identical.
 
 ``--full``: an ImageNet-scale run of camfix alone on the real ILSVRC validation metadata (50,000 images, 80k
 boxes, from ``../shared/wsol-metadata`` beside the repository or ``--metadata``), with generated maps; prints
@@ -25,13 +25,14 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 import torch
 
 import camfix.metrics as metrics
+from camfix.crf import usable_cpus
 from camfix.metrics import _native
 
 DEFAULT_METADATA = Path(__file__).resolve().parents[2] / "shared" / "wsol-metadata" / "ILSVRC" / "test"
@@ -109,8 +110,10 @@ def reference_way_accuracy(
     return [float((correct[delta] * 100.0 / float(len(maps))).max()) for delta in (30, 50, 70)]
 
 
-def camfix_accuracy(maps: np.ndarray, boxes: List[np.ndarray], thresholds: np.ndarray, multi: bool) -> List[float]:
-    metric = metrics.BoxAccuracy(thresholds, multi_contour=multi)
+def camfix_accuracy(
+    maps: np.ndarray, boxes: List[np.ndarray], thresholds: np.ndarray, multi: bool, workers: Optional[int] = None
+) -> List[float]:
+    metric = metrics.BoxAccuracy(thresholds, multi_contour=multi, workers=workers)
     tensors = [torch.from_numpy(b) for b in boxes]
     for start in range(0, len(maps), 100):
         metric.update(torch.from_numpy(maps[start : start + 100]), tensors[start : start + 100])
@@ -129,7 +132,8 @@ def compare(args: argparse.Namespace) -> None:
     maps = cam_like_maps(rng, args.maps, args.size)
     boxes = random_boxes(rng, args.maps, args.size)
     print(f"{args.maps} CAM-like maps of {args.size}x{args.size}, seed {args.seed}; native sweep: "
-          f"{'yes' if _native.load() is not None else 'NO (OpenCV fallback)'}; load average {os.getloadavg()[0]:.2f}")
+          f"{'yes' if _native.load() is not None else 'NO (OpenCV fallback)'}; camfix threads: "
+          f"{args.workers or usable_cpus()}; load average {os.getloadavg()[0]:.2f}")
     camfix_accuracy(maps[:4], boxes[:4], metrics.cam_thresholds(0.1), True)  # warm-up: imports, library load
     header = f"{'interval':>8s}  {'metric':11s}  {'loop wall s':>11s}  {'loop cpu s':>10s}  {'camfix wall s':>13s}  "
     print(header + f"{'camfix cpu s':>12s}  {'ratio (cpu)':>11s}  {'ratio (wall)':>12s}  same")
@@ -137,7 +141,7 @@ def compare(args: argparse.Namespace) -> None:
         thresholds = metrics.cam_thresholds(interval)
         for multi, name in ((False, "MaxBoxAcc"), (True, "MaxBoxAccV2")):
             expected, loop_wall, loop_cpu = timed(lambda: reference_way_accuracy(maps, boxes, thresholds, multi))
-            got, fast_wall, fast_cpu = timed(lambda: camfix_accuracy(maps, boxes, thresholds, multi))
+            got, fast_wall, fast_cpu = timed(lambda: camfix_accuracy(maps, boxes, thresholds, multi, args.workers))
             same = "yes" if got == expected else f"NO: {got} vs {expected}"
             print(f"{interval:8g}  {name:11s}  {loop_wall:11.2f}  {loop_cpu:10.2f}  {fast_wall:13.2f}  "
                   f"{fast_cpu:12.2f}  {loop_cpu / fast_cpu:10.1f}x  {loop_wall / fast_wall:11.1f}x  {same}")
@@ -147,10 +151,11 @@ def compare(args: argparse.Namespace) -> None:
 def full(args: argparse.Namespace) -> None:
     metadata = metrics.read_metadata(args.metadata)
     print(f"{args.metadata}: {len(metadata.image_ids)} images, {sum(len(b) for b in metadata.boxes.values())} boxes;"
-          f" {args.size}x{args.size} generated maps; native sweep: {'yes' if _native.load() is not None else 'NO'}")
+          f" {args.size}x{args.size} generated maps; native sweep: {'yes' if _native.load() is not None else 'NO'};"
+          f" threads: {args.workers or usable_cpus()}")
     rng = np.random.default_rng(args.seed)
     for interval in args.intervals:
-        metric = metrics.BoxAccuracy(metrics.cam_thresholds(interval))
+        metric = metrics.BoxAccuracy(metrics.cam_thresholds(interval), workers=args.workers)
         wall = cpu = 0.0  # the evaluation only: generating the maps is not timed
         ids = metadata.image_ids
         for start in range(0, len(ids), 100):
@@ -178,6 +183,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--full", action="store_true", help="ImageNet-scale run on the real ILSVRC metadata")
     parser.add_argument("--metadata", type=Path, default=DEFAULT_METADATA)
+    parser.add_argument("--workers", type=int, default=None, help="camfix's threads (default: one per usable CPU)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.full:
