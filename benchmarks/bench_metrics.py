@@ -2,6 +2,7 @@
 
     python benchmarks/bench_metrics.py [--maps 1000] [--size 224] [--intervals 0.01 0.001] [--seed 0] [--workers N]
     python benchmarks/bench_metrics.py --full [--intervals 0.01] [--workers N]
+    python benchmarks/bench_metrics.py --split [--maps 200] [--intervals 0.01]
 
 Default: ``--maps`` CAM-like score maps (a 7x7 random activation map, cubed, bicubic-upsampled to ``--size`` and
 min-max normalised, as a CAM is made) with one or two ground-truth boxes each. For every interval, the baseline is
@@ -11,6 +12,11 @@ then its tiled IoU), once for MaxBoxAcc (largest contour) and once for MaxBoxAcc
 ``BoxAccuracy(multi_contour=False)`` and ``BoxAccuracy()`` in reference mode, with ``--workers`` threads (default:
 one per usable CPU, camfix's default). Prints wall and CPU seconds (CPU: all threads of the process), the ratios
 baseline/camfix and whether the accuracies are identical.
+
+``--split``: where camfix's time goes, one thread, CPU microseconds per map (best of 3): the compiled call alone
+for MaxBoxAcc (levels and the foreground sweep) and with MaxBoxAccV2 (plus the background sweep for holes),
+``box_iou_curves`` (plus the input checks and OpenCV for the thresholds the sweep flags) and
+``BoxAccuracy.update`` (plus the counting), and how many maps had a flagged threshold.
 
 ``--full``: an ImageNet-scale run of camfix alone on the real ILSVRC validation metadata (50,000 images, 80k
 boxes, from ``../shared/wsol-metadata`` beside the repository or ``--metadata``), with generated maps; prints
@@ -148,6 +154,34 @@ def compare(args: argparse.Namespace) -> None:
     print(f"load average {os.getloadavg()[0]:.2f}")
 
 
+def split(args: argparse.Namespace) -> None:
+    rng = np.random.default_rng(args.seed)
+    maps = cam_like_maps(rng, args.maps, args.size)
+    boxes = random_boxes(rng, args.maps, args.size)
+    tensors = [torch.from_numpy(b) for b in boxes]
+    library = _native.load()
+    if library is None:
+        sys.exit("--split measures the compiled sweep, which is unavailable here")
+    for interval in args.intervals:
+        thresholds = metrics.cam_thresholds(interval)
+        steps = {
+            "compiled call, MaxBoxAcc": lambda: _native.box_ious(library, maps, thresholds, boxes, True, True, False),
+            "compiled call, both": lambda: _native.box_ious(library, maps, thresholds, boxes, True, True, True),
+            "box_iou_curves, both": lambda: metrics.box_iou_curves(
+                torch.from_numpy(maps), tensors, thresholds, workers=1
+            ),
+            "BoxAccuracy.update, both": lambda: metrics.BoxAccuracy(thresholds, workers=1).update(
+                torch.from_numpy(maps), tensors
+            ),
+        }
+        flagged = int(_native.box_ious(library, maps, thresholds, boxes, True, True, False)[2].any(axis=1).sum())
+        print(f"interval {interval:g}, {args.maps} maps of {args.size}x{args.size}, one thread; "
+              f"{flagged} maps with a threshold left to OpenCV; load average {os.getloadavg()[0]:.2f}")
+        for name, step in steps.items():
+            cpu = min(timed(step)[2] for _ in range(3))
+            print(f"  {name:26s} {cpu / args.maps * 1e6:8.1f} us/map (CPU)")
+
+
 def full(args: argparse.Namespace) -> None:
     metadata = metrics.read_metadata(args.metadata)
     print(f"{args.metadata}: {len(metadata.image_ids)} images, {sum(len(b) for b in metadata.boxes.values())} boxes;"
@@ -182,6 +216,7 @@ def main() -> None:
     parser.add_argument("--intervals", type=float, nargs="+", default=[0.01, 0.001])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--full", action="store_true", help="ImageNet-scale run on the real ILSVRC metadata")
+    parser.add_argument("--split", action="store_true", help="where camfix's time goes (one thread)")
     parser.add_argument("--metadata", type=Path, default=DEFAULT_METADATA)
     parser.add_argument("--workers", type=int, default=None, help="camfix's threads (default: one per usable CPU)")
     args = parser.parse_args()
@@ -190,6 +225,8 @@ def main() -> None:
         if not args.metadata.is_dir():
             sys.exit(f"--full needs the ILSVRC metadata folder; {args.metadata} does not exist (use --metadata)")
         full(args)
+    elif args.split:
+        split(args)
     else:
         compare(args)
 

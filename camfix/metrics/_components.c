@@ -309,6 +309,7 @@ static int sweep(Workspace *ws, int32_t max_key, int eight, int exterior, Sweep 
             s->y1 = y > s->y1 ? y : s->y1;
             s->first = p < s->first ? p : s->first;
             s->size += 1;
+            /* Counted in the background sweep too, where no record field but the box is read: no branch. */
             s->area2 += AREA2_GAIN[mask];
             s->euler4 += EULER4_GAIN[mask];
         }
@@ -371,7 +372,8 @@ static int level_box_ious(Workspace *ws, int32_t height, int32_t width, int32_t 
     /* Holes matter only up to the highest threshold where some component has one (Euler number < 1). */
     int32_t top_holed = -1;
     for (int32_t r = 0; r < fg->n_records; ++r)
-        if (fg->records[r].euler4 < 4 && fg->records[r].key_hi - 1 > top_holed) top_holed = fg->records[r].key_hi - 1;
+        if (fg->records[r].euler4 < 4 && fg->records[r].key_hi - 1 > top_holed)
+            top_holed = fg->records[r].key_hi - 1;
     if (status == OK && reference && want_multi && top_holed >= 0) {
         /* Background at threshold j is level <= j: key n_levels - level turns the ascending order into the
          * sweep's descending one. Pixels above top_holed (and at level n_levels, never background) get key 0. */
@@ -464,8 +466,8 @@ static int level_box_ious(Workspace *ws, int32_t height, int32_t width, int32_t 
 }
 
 static void workspace_free(Workspace *ws) {
-    free(ws->keys); free(ws->quantised); free(ws->lab); free(ws->order); free(ws->rows); free(ws->masks); free(ws->start);
-    free(ws->histograms);
+    free(ws->keys); free(ws->quantised); free(ws->lab); free(ws->order); free(ws->rows); free(ws->masks);
+    free(ws->start); free(ws->histograms);
     free(ws->level_of_threshold); free(ws->best_record); free(ws->integer_thresholds);
     free(ws->level_single); free(ws->level_multi); free(ws->level_ambiguous);
     sweep_free(&ws->fg);
