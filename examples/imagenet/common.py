@@ -40,7 +40,7 @@ from tqdm import tqdm
 import camfix
 from camfix import models
 from camfix._validation import check_int, check_number
-from camfix.crf import DenseCRFParams, load_pydensecrf, refine_saliency_batch
+from camfix.crf import DenseCRFParams, load_pydensecrf, refine_saliency_batch, usable_cpus
 from camfix.thresholds import DEFAULT_PCT
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "build_model",
     "check_evaluation_arguments",
     "check_state_dict_fits",
+    "cpus_per_rank",
     "close_distributed",
     "evaluation_batches",
     "find_classes",
@@ -684,6 +685,11 @@ class _Autocast(nn.Module):
             return self.model(x)
 
 
+def cpus_per_rank() -> int:
+    """This process's share of the node's usable CPUs: torchrun says how many ranks share the node."""
+    return max(1, usable_cpus() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
 @torch.no_grad()
 def saliency_maps(
     model: nn.Module,
@@ -748,8 +754,7 @@ def evaluation_batches(
     channels_last = context.device.type == "cuda"
     model.to(context.device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     crf_params = DenseCRFParams() if args.crf else None
-    # Ranks on one node share its CPUs; torchrun says how many ranks there are per node.
-    crf_workers = args.crf_workers or max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    crf_workers = args.crf_workers or cpus_per_rank()
     dataset = Subset(EvalImages(paths, args.size), shard_indices(len(paths), context.rank, context.world_size))
     loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers, pin_memory=context.device.type == "cuda")
     for images, indices, heights, widths in tqdm(loader, desc=description, unit="batch", disable=not context.is_main, dynamic_ncols=True):

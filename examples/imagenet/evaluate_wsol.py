@@ -38,6 +38,7 @@ from common import (
     add_evaluation_arguments,
     check_evaluation_arguments,
     close_distributed,
+    cpus_per_rank,
     evaluation_batches,
     init_distributed,
     load_evaluation_model,
@@ -112,7 +113,7 @@ def evaluate(
     context: DistributedContext,
 ) -> None:
     """Accumulate this rank's share, sum the counts over ranks, and (rank 0) write the results."""
-    metric = BoxAccuracy(cam_thresholds(args.interval), tuple(args.iou_thresholds), args.mode)
+    metric = BoxAccuracy(cam_thresholds(args.interval), tuple(args.iou_thresholds), args.mode, workers=cpus_per_rank())
     paths = [args.images / image_id for image_id in metadata.image_ids]
     correct_classes = 0
     for indices, maps, _, logits, sizes in evaluation_batches(model, paths, labels, args, context, "ImageNet WSOL"):
