@@ -18,6 +18,7 @@ another architecture) raise :class:`InputError`; :func:`run_main` prints its mes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import logging
@@ -59,12 +60,11 @@ __all__ = [
     "check_evaluation_arguments",
     "check_state_dict_fits",
     "cpus_per_rank",
-    "close_distributed",
     "evaluation_batches",
     "find_classes",
     "ground_truth_paths",
     "image_folder_samples",
-    "init_distributed",
+    "distributed",
     "load_checkpoint",
     "load_evaluation_model",
     "load_model_weights",
@@ -431,8 +431,10 @@ class DistributedContext:
         return gathered
 
 
-def init_distributed(device: str) -> DistributedContext:
-    """Join the process group that ``torchrun`` describes in the environment, or run as a single process.
+@contextlib.contextmanager
+def distributed(device: str) -> Iterator[DistributedContext]:
+    """Join the process group that ``torchrun`` describes in the environment (or run as a single process) for
+    the ``with`` block, and leave it afterwards, also when the block raises.
 
     Under torchrun (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT`` set) the backend is
     NCCL on CUDA (one GPU per process, ``cuda:LOCAL_RANK``) and gloo on the CPU.
@@ -459,13 +461,11 @@ def init_distributed(device: str) -> DistributedContext:
             timeout=datetime.timedelta(minutes=30),
             **({"device_id": torch_device} if use_cuda else {}),
         )
-    return DistributedContext(rank, world_size, local_rank, torch_device)
-
-
-def close_distributed(context: DistributedContext) -> None:
-    """Leave the process group that :func:`init_distributed` joined, if any."""
-    if context.distributed:
-        dist.destroy_process_group()
+    try:
+        yield DistributedContext(rank, world_size, local_rank, torch_device)
+    finally:
+        if world_size > 1:
+            dist.destroy_process_group()
 
 
 def setup_logging(context: DistributedContext, log_file: Optional[Path] = None) -> None:

@@ -37,10 +37,9 @@ from common import (
     InputError,
     add_evaluation_arguments,
     check_evaluation_arguments,
-    close_distributed,
     evaluation_batches,
     ground_truth_paths,
-    init_distributed,
+    distributed,
     load_evaluation_model,
     read_image_list,
     read_mask,
@@ -80,12 +79,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     model, fields = load_evaluation_model(args)
     if labels is not None and int(labels.max()) >= fields["num_classes"]:
         raise InputError(f"{args.list} has class {int(labels.max())}, but the model has {fields['num_classes']} classes")
-    context = init_distributed(args.device)
-    try:
+    with distributed(args.device) as context:
         setup_logging(context, args.out / "evaluate_lid.log")
         evaluate(model, fields, images, masks, labels, args, context)
-    finally:
-        close_distributed(context)
 
 
 def evaluate(

@@ -37,10 +37,9 @@ from common import (
     InputError,
     add_evaluation_arguments,
     check_evaluation_arguments,
-    close_distributed,
     cpus_per_rank,
     evaluation_batches,
-    init_distributed,
+    distributed,
     load_evaluation_model,
     run_main,
     setup_logging,
@@ -96,12 +95,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     labels = torch.tensor([metadata.class_labels[image_id] for image_id in metadata.image_ids])
     if int(labels.max()) >= fields["num_classes"]:
         raise InputError(f"{args.metadata} has class {int(labels.max())}, but the model has {fields['num_classes']} classes")
-    context = init_distributed(args.device)
-    try:
+    with distributed(args.device) as context:
         setup_logging(context, args.out / "evaluate_wsol.log")
         evaluate(model, fields, metadata, labels, args, context)
-    finally:
-        close_distributed(context)
 
 
 def evaluate(

@@ -36,10 +36,9 @@ from common import (
     InputError,
     add_evaluation_arguments,
     check_evaluation_arguments,
-    close_distributed,
     evaluation_batches,
     ground_truth_paths,
-    init_distributed,
+    distributed,
     load_evaluation_model,
     read_image_list,
     read_label_map,
@@ -84,12 +83,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     num_labels = fields["num_classes"] + args.label_offset
     if num_labels > IGNORE_INDEX:
         raise InputError(f"{fields['num_classes']} classes + --label-offset {args.label_offset} do not fit 8-bit labels below {IGNORE_INDEX}")
-    context = init_distributed(args.device)
-    try:
+    with distributed(args.device) as context:
         setup_logging(context, args.out / "evaluate_wsss.log")
         evaluate(model, fields, images, truths, num_labels, args, context)
-    finally:
-        close_distributed(context)
 
 
 def evaluate(

@@ -60,9 +60,8 @@ from common import (
     amp_dtype,
     build_model,
     check_state_dict_fits,
-    close_distributed,
     image_folder_samples,
-    init_distributed,
+    distributed,
     load_checkpoint,
     model_fields,
     model_state_dict,
@@ -370,8 +369,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if checkpoint is None and args.pretrained is not None:
         initialised = load_pretrained(model, args.pretrained, args.pretrained_format, args.arch)
 
-    context = init_distributed(args.device)
-    try:
+    with distributed(args.device) as context:
         setup_logging(context, args.out / "train.log")
         if initialised is not None:
             logger.info("initialised from %s (%s); %d key(s) keep their initialisation%s", args.pretrained,
@@ -379,8 +377,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         elif args.pretrained is not None:
             logger.info("resuming from %s: --pretrained %s is not used", resume_path, args.pretrained)
         _train(args, context, model, fields, samples, classes, checkpoint, resume_path)
-    finally:
-        close_distributed(context)
 
 
 def _train(
