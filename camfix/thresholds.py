@@ -54,7 +54,8 @@ def percentile(maps: Tensor, pct: float) -> Tensor:
 
     Same definition as ``numpy.percentile(..., method="linear")``: with the ``n`` values sorted as ``v``, the
     position ``p = pct / 100 * (n - 1)`` gives ``v[floor(p)] + (p - floor(p)) * (v[ceil(p)] - v[floor(p)])``.
-    Computed with two ``kthvalue`` selections, with no size limit (unlike ``torch.quantile``).
+    Computed by partial selection (``topk`` of the tail that holds both order statistics), with no size limit
+    (unlike ``torch.quantile``).
 
     Args:
         maps: ``(N, H, W)``, floating point.
@@ -64,15 +65,29 @@ def percentile(maps: Tensor, pct: float) -> Tensor:
         ``(N,)`` tensor in the dtype of ``maps``.
     """
     check_tensor("maps", maps, 3, shape_hint="(N, H, W)")
-    pct = check_number("pct", pct, 0.0, 100.0)
+    check_finite("maps", maps)
+    return _percentile(maps, check_number("pct", pct, 0.0, 100.0))
+
+
+def _percentile(maps: Tensor, pct: float) -> Tensor:
+    """:func:`percentile` of checked arguments."""
     values = maps.flatten(1)
-    position = pct / 100.0 * (values.shape[1] - 1)
+    count = values.shape[1]
+    position = pct / 100.0 * (count - 1)
     lower = int(np.floor(position))
-    upper = min(lower + 1, values.shape[1] - 1)
-    low_value = values.kthvalue(lower + 1, dim=1).values
+    upper = min(lower + 1, count - 1)
+    # One partial selection of the tail that holds both order statistics, then two cheap picks inside it: for
+    # the paper's pct = 98 the tail is 2% of the pixels, twice as fast as two kthvalue passes over them all.
+    if lower >= count // 2:
+        tail = values.topk(count - lower, dim=1, sorted=False).values  # v[lower:], unordered
+        low_value = tail.amin(dim=1)
+        high_value = tail.kthvalue(min(2, tail.shape[1]), dim=1).values
+    else:
+        tail = values.topk(upper + 1, dim=1, largest=False, sorted=False).values  # v[:upper + 1], unordered
+        high_value = tail.amax(dim=1)
+        low_value = tail.kthvalue(lower + 1, dim=1).values
     if upper == lower or position == lower:
         return low_value
-    high_value = values.kthvalue(upper + 1, dim=1).values
     return low_value + (position - lower) * (high_value - low_value)
 
 
@@ -89,7 +104,7 @@ def percentile_threshold(maps: Tensor, theta: float = DEFAULT_THETA_LOC, pct: fl
     """
     _check_maps("maps", maps)
     theta = check_number("theta", theta, 0.0, 1.0)
-    return theta * percentile(maps, pct)
+    return theta * _percentile(maps, check_number("pct", pct, 0.0, 100.0))
 
 
 def percentile_normalize(maps: Tensor, pct: float = DEFAULT_PCT) -> Tensor:
@@ -109,7 +124,7 @@ def percentile_normalize(maps: Tensor, pct: float = DEFAULT_PCT) -> Tensor:
         ``(N, H, W)`` in ``[0, 1]``, same dtype and device.
     """
     _check_maps("maps", maps)
-    reference = percentile(maps, pct)[:, None, None]
+    reference = _percentile(maps, check_number("pct", pct, 0.0, 100.0))[:, None, None]
     scaled = (maps / torch.where(reference > 0, reference, 1)).clamp(max=1)
     return torch.where(reference > 0, scaled, (maps > 0).to(maps.dtype))
 

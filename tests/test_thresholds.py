@@ -382,3 +382,10 @@ def test_percentile_normalize_thresholds_like_pas(seed: int, pct: float, zero_fr
 def test_percentile_normalize_pct_100_keeps_a_normalised_map() -> None:
     maps = camfix.normalize_maps(torch.rand(2, 5, 6))
     assert torch.equal(camfix.percentile_normalize(maps, 100.0), maps)
+
+
+def test_percentile_rejects_non_finite_maps() -> None:
+    maps = torch.rand(2, 4, 4)
+    maps[1, 2, 3] = float("inf")
+    with pytest.raises(ValueError, match="maps must be finite, got 0 NaN and 1 infinite"):
+        camfix.percentile(maps, 98.0)
