@@ -14,8 +14,7 @@ import os
 import random
 import subprocess
 import sys
-from collections import deque
-from typing import List, Sequence, Tuple
+from typing import List, Sequence
 
 import cv2
 import numpy as np
@@ -23,12 +22,12 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from references import Box, component_box, reference_components
 
 import camfix.metrics as metrics
 from camfix.metrics import BoxAccuracy, box_accuracy, box_iou_curves, cam_thresholds, max_box_acc, max_box_acc_v2
 from camfix.metrics import _native
 
-Box = Tuple[int, int, int, int]
 
 
 def iou(a: Box, b: Box) -> float:
@@ -61,41 +60,15 @@ def reference_way_ious(score_map: np.ndarray, gt: Sequence[Box], thresholds: Seq
     return np.array(single), np.array(multi)
 
 
-def components(mask: np.ndarray) -> List[List[Tuple[int, int]]]:
-    """8-connected components by breadth-first flood fill, in raster order of their first pixel."""
-    height, width = mask.shape
-    seen = np.zeros_like(mask, dtype=bool)
-    found = []
-    for y in range(height):
-        for x in range(width):
-            if not mask[y, x] or seen[y, x]:
-                continue
-            seen[y, x] = True
-            queue, pixels = deque([(y, x)]), []
-            while queue:
-                cy, cx = queue.popleft()
-                pixels.append((cy, cx))
-                for dy in (-1, 0, 1):
-                    for dx in (-1, 0, 1):
-                        ny, nx = cy + dy, cx + dx
-                        if 0 <= ny < height and 0 <= nx < width and mask[ny, nx] and not seen[ny, nx]:
-                            seen[ny, nx] = True
-                            queue.append((ny, nx))
-            found.append(pixels)
-    return found
-
-
 def continuous_ious(score_map: np.ndarray, gt: Sequence[Box], thresholds: Sequence[float]):
     single, multi = [], []
     for tau in thresholds:
-        regions = components(score_map.astype(np.float64) > tau)
+        regions = reference_components(score_map.astype(np.float64) > tau)
         if not regions:
             single.append(0.0)
             multi.append(0.0)
             continue
-        boxes = [
-            (min(x for _, x in r), min(y for y, _ in r), max(x for _, x in r), max(y for y, _ in r)) for r in regions
-        ]
+        boxes = [component_box(r) for r in regions]
         ious = [max(iou(b, g) for g in gt) for b in boxes]
         largest = max(range(len(regions)), key=lambda i: (len(regions[i]), -i))  # first in raster order wins
         single.append(ious[largest])

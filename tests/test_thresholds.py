@@ -4,17 +4,17 @@ and mask_to_box / percentile_box against a pure-python 8-connected flood fill.""
 from __future__ import annotations
 
 import math
-from collections import deque
-from typing import List, Sequence, Tuple
+from typing import List, Sequence
 
 import numpy as np
 import pytest
 import torch
-
-import camfix
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from references import Box, component_box, reference_components
+
+import camfix
 
 from camfix import (
     NO_BOX,
@@ -26,7 +26,6 @@ from camfix import (
     threshold_masks,
 )
 
-Box = Tuple[int, int, int, int]
 
 
 def reference_percentile(values: Sequence[float], pct: float) -> float:
@@ -37,41 +36,6 @@ def reference_percentile(values: Sequence[float], pct: float) -> float:
     lower = math.floor(position)
     upper = min(lower + 1, len(ordered) - 1)
     return ordered[lower] + (position - lower) * (ordered[upper] - ordered[lower])
-
-
-def reference_components(mask: np.ndarray) -> List[List[Tuple[int, int]]]:
-    """8-connected components of a 2-D bool mask by breadth-first flood fill, as lists of (y, x) pixels.
-
-    Components are listed in raster order of their first pixel (the scan starts a fill at every unvisited
-    foreground pixel, row by row).
-    """
-    height, width = mask.shape
-    seen = [[False] * width for _ in range(height)]
-    components = []
-    for y0 in range(height):
-        for x0 in range(width):
-            if not mask[y0, x0] or seen[y0][x0]:
-                continue
-            seen[y0][x0] = True
-            queue = deque([(y0, x0)])
-            pixels = []
-            while queue:
-                y, x = queue.popleft()
-                pixels.append((y, x))
-                for dy in (-1, 0, 1):
-                    for dx in (-1, 0, 1):
-                        ny, nx = y + dy, x + dx
-                        if 0 <= ny < height and 0 <= nx < width and mask[ny, nx] and not seen[ny][nx]:
-                            seen[ny][nx] = True
-                            queue.append((ny, nx))
-            components.append(pixels)
-    return components
-
-
-def component_box(pixels: List[Tuple[int, int]]) -> Box:
-    ys = [y for y, _ in pixels]
-    xs = [x for _, x in pixels]
-    return (min(xs), min(ys), max(xs), max(ys))  # inclusive x1, y1
 
 
 def reference_box(mask: np.ndarray) -> Box:

@@ -1,0 +1,46 @@
+"""Slow, independent references shared by several test files, written from the definitions."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import List, Tuple
+
+import numpy as np
+
+Box = Tuple[int, int, int, int]
+
+
+def reference_components(mask: np.ndarray) -> List[List[Tuple[int, int]]]:
+    """8-connected components of a 2-D bool mask by breadth-first flood fill, as lists of (y, x) pixels.
+
+    Components are listed in raster order of their first pixel (the scan starts a fill at every unvisited
+    foreground pixel, row by row).
+    """
+    height, width = mask.shape
+    seen = [[False] * width for _ in range(height)]
+    components = []
+    for y0 in range(height):
+        for x0 in range(width):
+            if not mask[y0, x0] or seen[y0][x0]:
+                continue
+            seen[y0][x0] = True
+            queue = deque([(y0, x0)])
+            pixels = []
+            while queue:
+                y, x = queue.popleft()
+                pixels.append((y, x))
+                for dy in (-1, 0, 1):
+                    for dx in (-1, 0, 1):
+                        ny, nx = y + dy, x + dx
+                        if 0 <= ny < height and 0 <= nx < width and mask[ny, nx] and not seen[ny][nx]:
+                            seen[ny][nx] = True
+                            queue.append((ny, nx))
+            components.append(pixels)
+    return components
+
+
+def component_box(pixels: List[Tuple[int, int]]) -> Box:
+    """Inclusive (x0, y0, x1, y1) box of a component's (y, x) pixels."""
+    ys = [y for y, _ in pixels]
+    xs = [x for _, x in pixels]
+    return (min(xs), min(ys), max(xs), max(ys))
