@@ -12,7 +12,9 @@
  *   - foreground, 8-connected (what OpenCV traces as outer contours), levels descending;
  *   - background, 4-connected, levels ascending, with the 1-pixel frame around the image as one "exterior"
  *     component: background components that never reach the frame are the holes OpenCV traces as hole
- *     contours (findContours pads the image with zeros, so the frame is background).
+ *     contours (findContours pads the image with zeros, so the frame is background). It runs only where a
+ *     hole could beat the best component box (see level_box_ious).
+ * One counting sort of the pixels by level serves both: the background sweep walks its blocks in reverse.
  *
  * Per foreground component the sweep also keeps two window counts over the 2x2 pixel windows it touches:
  *   - twice the area of the polygon through its boundary pixel centres when it has no holes: a window with 4
@@ -34,8 +36,8 @@
 #include <string.h>
 
 enum { OK = 0, ERR_ALLOC = -1, ERR_ARGS = -2 };
-/* The background sweep's frame: above every key, so always processed. Levels stay below it. */
-enum { FRAME_KEY = 65535 };
+/* Levels are uint16 (0 to n_levels): at most this many thresholds in continuous mode. */
+enum { MAX_LEVELS = 65534 };
 
 typedef struct {
     int32_t x0, y0, x1, y1, first, area2, euler4, size, record, stamp, exterior;
@@ -61,7 +63,8 @@ typedef struct {
     int32_t *lab;             /* (ph, pw) component label per processed pixel */
     int32_t *order, *rows;    /* (ph, pw) pixels in processing order, and their rows */
     uint8_t *masks;           /* (ph, pw) processed neighbours when a pixel is added */
-    int32_t *start;           /* (max_levels + 2) counting sort */
+    int32_t *level_end;       /* (max_levels + 2) where each level's block of `order` ends */
+    int32_t *block_lo, *block_hi; /* (max_levels + 2) a sweep's block of `order` per key */
     int32_t *histograms;      /* (4 * (max_levels + 2)) */
     int32_t *level_of_threshold, *best_record;
     int64_t *integer_thresholds;
@@ -213,34 +216,19 @@ static inline int32_t root_at(int32_t *lab, int32_t *parent, int32_t q) {
 }
 
 /*
- * One sweep over a padded key image (pw x ph, a frame around the image). Interior pixels with key 0 are never
- * added. Keys are processed from max_key down to 1; the state after key m is one threshold level. Frame keys
- * must be 0 (never processed) or, with `exterior`, FRAME_KEY: the frame is then one processed component
- * flagged exterior, and exterior components get no records. `eight` selects 8-connectivity (else 4).
+ * Counting sort of the interior pixels of the level image in ws->keys (levels 0 to n_levels) by level,
+ * descending, into ws->order and ws->rows; stable, so the pixels of one level stay in raster order. Level l's
+ * pixels end up at positions [level_end[l + 1], level_end[l]) (level_end[n_levels + 1] = 0). Both sweeps walk
+ * these blocks: the foreground one from the top level down, the background one from level 0 up.
  */
-static int sweep(Workspace *ws, int32_t max_key, int eight, int exterior, Sweep *sw) {
+static void sort_levels(Workspace *ws, int32_t n_levels) {
     const uint16_t *keys = ws->keys;
-    const int32_t pw = ws->pw, ph = ws->ph, n = pw * ph;
-    int32_t *lab = ws->lab, *order = ws->order, *rows = ws->rows, *start = ws->start;
-    uint8_t *masks = ws->masks;
-    sw->n_slots = sw->n_records = sw->n_dirty = 0;
-    /* Which neighbours are processed when a pixel is added, from the keys alone (branch-free, one raster
-     * pass): those with a higher key, and those with an equal key that come earlier in raster order (the
-     * counting sort below is stable). */
-    for (int32_t y = 1; y < ph - 1; ++y) {
-        const uint16_t *up = keys + (y - 1) * pw, *row = keys + y * pw, *down = keys + (y + 1) * pw;
-        uint8_t *out = masks + y * pw;
-        for (int32_t x = 1; x < pw - 1; ++x) {
-            const uint16_t k = row[x];
-            out[x] = (uint8_t)((up[x - 1] >= k) | (up[x] >= k) << 1 | (up[x + 1] >= k) << 2 | (row[x - 1] >= k) << 3 |
-                               (row[x + 1] > k) << 4 | (down[x - 1] > k) << 5 | (down[x] > k) << 6 |
-                               (down[x + 1] > k) << 7);
-        }
-    }
-    /* Counting sort of the interior by key, descending; stable, so pixels of one key stay in raster order.
-     * Neighbouring pixels often share a key: four histograms, filled in turn, keep the increments independent. */
+    const int32_t pw = ws->pw, ph = ws->ph;
+    int32_t *order = ws->order, *rows = ws->rows, *level_end = ws->level_end;
+    /* Neighbouring pixels often share a level: four histograms, filled in turn, keep the increments
+     * independent. */
     int32_t *histograms = ws->histograms;
-    memset(histograms, 0, sizeof(int32_t) * 4 * ((size_t)max_key + 1));
+    memset(histograms, 0, sizeof(int32_t) * 4 * ((size_t)n_levels + 1));
     for (int32_t y = 1; y < ph - 1; ++y) {
         const uint16_t *row = keys + y * pw;
         int32_t x = 1;
@@ -253,20 +241,74 @@ static int sweep(Workspace *ws, int32_t max_key, int eight, int exterior, Sweep 
         for (; x < pw - 1; ++x) histograms[4 * row[x]]++;
     }
     int32_t position = 0;
-    for (int32_t m = max_key; m >= 1; --m) {
-        start[m] = position;
-        position += histograms[4 * m] + histograms[4 * m + 1] + histograms[4 * m + 2] + histograms[4 * m + 3];
+    level_end[n_levels + 1] = 0;
+    for (int32_t l = n_levels; l >= 0; --l) {
+        level_end[l] = position; /* the start of level l until the scatter has moved it to the end */
+        position += histograms[4 * l] + histograms[4 * l + 1] + histograms[4 * l + 2] + histograms[4 * l + 3];
     }
-    start[0] = position; /* key 0 (never added): after the end of key 1, never read; no branch in the scatter */
     for (int32_t y = 1; y < ph - 1; ++y)
         for (int32_t p = y * pw + 1; p < y * pw + pw - 1; ++p) {
-            const int32_t slot = start[keys[p]];
+            const int32_t slot = level_end[keys[p]];
             order[slot] = p;
             rows[slot] = y;
-            start[keys[p]] = slot + 1;
+            level_end[keys[p]] = slot + 1;
         }
-    /* start[m] now is the end of key m. */
-    for (int32_t p = 0; p < n; ++p) lab[p] = -1;
+}
+
+/*
+ * Which neighbours of each interior pixel are already processed when the pixel is added, as ws->masks bits, from
+ * the level image in ws->keys (branch-free, one raster pass). Pixels are added level by level and in raster
+ * order within a level, so a neighbour earlier in raster order (NW, N, NE, W) is processed when it comes at the
+ * same level or before, a later one (E, SW, S, SE) only when it comes before. The foreground sweep adds levels
+ * downwards (a neighbour comes before when its level is higher) and never adds the frame (level 0, never
+ * higher). The background sweep adds levels upwards (lower comes before) and starts with the frame.
+ */
+static void neighbour_masks(Workspace *ws, int background) {
+    const uint16_t *keys = ws->keys;
+    const int32_t pw = ws->pw, ph = ws->ph;
+    uint8_t *masks = ws->masks;
+    for (int32_t y = 1; y < ph - 1; ++y) {
+        const uint16_t *up = keys + (y - 1) * pw, *row = keys + y * pw, *down = keys + (y + 1) * pw;
+        uint8_t *out = masks + y * pw;
+        if (background) {
+            for (int32_t x = 1; x < pw - 1; ++x) {
+                const uint16_t k = row[x];
+                out[x] = (uint8_t)((up[x - 1] <= k) | (up[x] <= k) << 1 | (up[x + 1] <= k) << 2 |
+                                   (row[x - 1] <= k) << 3 | (row[x + 1] < k) << 4 | (down[x - 1] < k) << 5 |
+                                   (down[x] < k) << 6 | (down[x + 1] < k) << 7);
+            }
+        } else {
+            for (int32_t x = 1; x < pw - 1; ++x) {
+                const uint16_t k = row[x];
+                out[x] = (uint8_t)((up[x - 1] >= k) | (up[x] >= k) << 1 | (up[x + 1] >= k) << 2 |
+                                   (row[x - 1] >= k) << 3 | (row[x + 1] > k) << 4 | (down[x - 1] > k) << 5 |
+                                   (down[x] > k) << 6 | (down[x + 1] > k) << 7);
+            }
+        }
+    }
+    if (!background) return;
+    /* The frame's level 0 is not below a level-0 pixel: mark the later frame neighbours (SW, S, SE on the
+     * last row, SW on the first column, E and SE on the last) processed. The earlier ones already are. */
+    for (int32_t x = 1; x < pw - 1; ++x) masks[(ph - 2) * pw + x] |= 1u << 5 | 1u << 6 | 1u << 7;
+    for (int32_t y = 1; y < ph - 1; ++y) {
+        masks[y * pw + 1] |= 1u << 5;
+        masks[y * pw + pw - 2] |= 1u << 4 | 1u << 7;
+    }
+}
+
+/*
+ * One sweep over the padded image (pw x ph, a frame around the image) given by ws->masks: the pixels of key m
+ * are order[block_lo[m] .. block_hi[m]), in raster order, and are processed from key max_key down to 1; the
+ * state after key m is one threshold level. With `exterior`, the frame is one processed component flagged
+ * exterior, and exterior components get no records. `eight` selects 8-connectivity (else 4).
+ */
+static int sweep(Workspace *ws, int32_t max_key, int eight, int exterior, Sweep *sw) {
+    const int32_t pw = ws->pw, ph = ws->ph, n = pw * ph;
+    const int32_t *order = ws->order, *rows = ws->rows, *block_lo = ws->block_lo, *block_hi = ws->block_hi;
+    int32_t *lab = ws->lab;
+    uint8_t *masks = ws->masks;
+    sw->n_slots = sw->n_records = sw->n_dirty = 0;
+    /* lab is read only at processed neighbours, which the sweep has labelled: only the frame needs a label. */
     if (exterior) {
         sw->parent[0] = 0;
         sw->slots[sw->n_slots++] = (Slot){0, 0, pw - 1, ph - 1, 0, 0, 0, n, -1, -1, 1};
@@ -276,12 +318,11 @@ static int sweep(Workspace *ws, int32_t max_key, int eight, int exterior, Sweep 
     const int32_t offsets[8] = {-pw - 1, -pw, -pw + 1, -1, 1, pw - 1, pw, pw + 1};
     const Groups *table = GROUPS[eight ? 1 : 0];
     int32_t *parent = sw->parent;
-    int32_t cursor = 0;
     for (int32_t m = max_key; m >= 1; --m) {
-        const int32_t end = start[m];
-        if (reserve(sw, end - cursor) != OK) return ERR_ALLOC;
+        const int32_t end = block_hi[m];
+        if (reserve(sw, end - block_lo[m]) != OK) return ERR_ALLOC;
         parent = sw->parent;
-        for (; cursor < end; ++cursor) {
+        for (int32_t cursor = block_lo[m]; cursor < end; ++cursor) {
             const int32_t p = order[cursor], y = rows[cursor], x = p - y * pw;
             const unsigned mask = masks[p];
             const Groups *groups = &table[mask];
@@ -331,6 +372,24 @@ static void sweep_free(Sweep *sw) {
     sw->slots = NULL; sw->parent = NULL; sw->records = NULL; sw->dirty = NULL;
 }
 
+/* The reference's box end: cv2.boundingRect's x + w (one past the last pixel), clipped to the image. */
+static inline int64_t reference_end(int64_t last, int32_t size) { return last + 1 < size - 1 ? last + 1 : size - 1; }
+
+/* The largest share of a ground-truth box that the box covers, |box & g| / |g|, with inclusive pixels: an upper
+ * bound of the IoU of any box inside this one. */
+static double best_cover(int64_t x0, int64_t y0, int64_t x1, int64_t y1, const int64_t *gt, int32_t n_gt) {
+    double best = 0.0;
+    for (int32_t g = 0; g < n_gt; ++g) {
+        const int64_t *b = gt + 4 * g;
+        const int64_t iw = (x1 < b[2] ? x1 : b[2]) - (x0 > b[0] ? x0 : b[0]) + 1;
+        const int64_t ih = (y1 < b[3] ? y1 : b[3]) - (y0 > b[1] ? y0 : b[1]) + 1;
+        const double cover = (double)((iw > 0 ? iw : 0) * (ih > 0 ? ih : 0)) /
+                             (double)((b[2] - b[0] + 1) * (b[3] - b[1] + 1));
+        if (cover > best) best = cover;
+    }
+    return best;
+}
+
 /* IoU with the inclusive (+1) pixel convention, best over the ground-truth boxes. */
 static double best_iou(int64_t x0, int64_t y0, int64_t x1, int64_t y1, const int64_t *gt, int32_t n_gt) {
     double best = 0.0;
@@ -364,28 +423,16 @@ static double best_iou(int64_t x0, int64_t y0, int64_t x1, int64_t y1, const int
 static int level_box_ious(Workspace *ws, int32_t height, int32_t width, int32_t n_levels, const int64_t *gt,
                           int32_t n_gt, int32_t reference, int32_t want_single, int32_t want_multi,
                           double *iou_single, double *iou_multi, uint8_t *ambiguous) {
-    uint16_t *keys = ws->keys;
-    const int32_t pw = ws->pw, ph = ws->ph;
     Sweep *fg = &ws->fg, *bg = &ws->bg;
     bg->n_records = 0;
-    int status = sweep(ws, n_levels, 1, 0, fg);
-    /* Holes matter only up to the highest threshold where some component has one (Euler number < 1). */
-    int32_t top_holed = -1;
-    for (int32_t r = 0; r < fg->n_records; ++r)
-        if (fg->records[r].euler4 < 4 && fg->records[r].key_hi - 1 > top_holed)
-            top_holed = fg->records[r].key_hi - 1;
-    if (status == OK && reference && want_multi && top_holed >= 0) {
-        /* Background at threshold j is level <= j: key n_levels - level turns the ascending order into the
-         * sweep's descending one. Pixels above top_holed (and at level n_levels, never background) get key 0. */
-        for (int32_t y = 1; y < ph - 1; ++y)
-            for (int32_t x = 1; x < pw - 1; ++x) {
-                const int32_t level = keys[y * pw + x];
-                keys[y * pw + x] = (uint16_t)(level <= top_holed ? n_levels - level : 0);
-            }
-        for (int32_t x = 0; x < pw; ++x) keys[x] = keys[(ph - 1) * pw + x] = FRAME_KEY;
-        for (int32_t y = 0; y < ph; ++y) keys[y * pw] = keys[y * pw + pw - 1] = FRAME_KEY;
-        status = sweep(ws, n_levels, 0, 1, bg);
+    sort_levels(ws, n_levels);
+    neighbour_masks(ws, 0);
+    /* Foreground at threshold j is level > j: key = level, and key m is level m's block. */
+    for (int32_t m = 1; m <= n_levels; ++m) {
+        ws->block_lo[m] = ws->level_end[m + 1];
+        ws->block_hi[m] = ws->level_end[m];
     }
+    int status = sweep(ws, n_levels, 1, 0, fg);
     if (status != OK) return status;
 
     const double empty_iou = reference ? best_iou(0, 0, 0, 0, gt, n_gt) : 0.0;
@@ -398,11 +445,8 @@ static int level_box_ious(Workspace *ws, int32_t height, int32_t width, int32_t 
     for (int32_t r = 0; r < fg->n_records; ++r) {
         const Record *rec = &fg->records[r];
         const int64_t x0 = rec->x0 - 1, y0 = rec->y0 - 1;
-        int64_t x1 = rec->x1 - 1, y1 = rec->y1 - 1;
-        if (reference) {
-            x1 = (x1 + 1 < width - 1) ? x1 + 1 : width - 1;
-            y1 = (y1 + 1 < height - 1) ? y1 + 1 : height - 1;
-        }
+        const int64_t x1 = reference ? reference_end(rec->x1 - 1, width) : rec->x1 - 1;
+        const int64_t y1 = reference ? reference_end(rec->y1 - 1, height) : rec->y1 - 1;
         const double iou = best_iou(x0, y0, x1, y1, gt, n_gt);
         for (int32_t j = rec->key_lo - 1; j <= rec->key_hi - 1; ++j) {
             if (want_multi && iou > iou_multi[j]) iou_multi[j] = iou;
@@ -440,22 +484,43 @@ static int level_box_ious(Workspace *ws, int32_t height, int32_t width, int32_t 
             const int32_t b = best_record[j];
             if (b < 0) { iou_single[j] = empty_iou; continue; }
             const Record *rec = &fg->records[b];
-            int64_t x1 = rec->x1 - 1, y1 = rec->y1 - 1;
-            if (reference) {
-                x1 = (x1 + 1 < width - 1) ? x1 + 1 : width - 1;
-                y1 = (y1 + 1 < height - 1) ? y1 + 1 : height - 1;
-            }
+            const int64_t x1 = reference ? reference_end(rec->x1 - 1, width) : rec->x1 - 1;
+            const int64_t y1 = reference ? reference_end(rec->y1 - 1, height) : rec->y1 - 1;
             iou_single[j] = best_iou(rec->x0 - 1, rec->y0 - 1, x1, y1, gt, n_gt);
         }
+    }
+    /* Holes (reference mode's hole contours) can raise the best IoU at threshold j only where a component with
+     * holes (Euler number < 1) could hold a hole box better than the best component box: a hole box lies in its
+     * component's box B, so its IoU with g is at most |B & g| / |g|. The background sweep runs only up to the
+     * highest such threshold, and not at all when there is none (the common case). */
+    int32_t top_holed = -1;
+    for (int32_t r = 0; want_multi && reference && r < fg->n_records; ++r) {
+        const Record *rec = &fg->records[r];
+        if (rec->euler4 >= 4 || rec->key_hi - 1 <= top_holed) continue;
+        const double bound = best_cover(rec->x0 - 1, rec->y0 - 1, reference_end(rec->x1 - 1, width),
+                                        reference_end(rec->y1 - 1, height), gt, n_gt);
+        for (int32_t j = rec->key_hi - 1; j >= rec->key_lo - 1 && j > top_holed; --j)
+            if (bound > iou_multi[j]) { top_holed = j; break; }
+    }
+    if (top_holed >= 0) {
+        /* Background at threshold j is level <= j: key n_levels - level turns the ascending order into the
+         * sweep's descending one, over the same blocks; levels above top_holed get none. */
+        for (int32_t m = 1; m <= n_levels; ++m) {
+            const int32_t level = n_levels - m;
+            ws->block_lo[m] = level <= top_holed ? ws->level_end[level + 1] : 0;
+            ws->block_hi[m] = level <= top_holed ? ws->level_end[level] : 0;
+        }
+        neighbour_masks(ws, 1);
+        status = sweep(ws, n_levels, 0, 1, bg);
+        if (status != OK) return status;
     }
     if (want_multi) {
         /* Holes: key m is threshold n_levels - m; the hole contour runs through the pixels around the hole. */
         for (int32_t r = 0; r < bg->n_records; ++r) {
             const Record *rec = &bg->records[r];
             const int64_t x0 = rec->x0 - 2, y0 = rec->y0 - 2;
-            const int64_t x1 = (rec->x1 + 1 < width - 1) ? rec->x1 + 1 : width - 1;
-            const int64_t y1 = (rec->y1 + 1 < height - 1) ? rec->y1 + 1 : height - 1;
-            const double iou = best_iou(x0, y0, x1, y1, gt, n_gt);
+            const double iou =
+                best_iou(x0, y0, reference_end(rec->x1, width), reference_end(rec->y1, height), gt, n_gt);
             const int32_t last = n_levels - rec->key_lo < top_holed ? n_levels - rec->key_lo : top_holed;
             for (int32_t j = n_levels - rec->key_hi; j <= last; ++j)
                 if (iou > iou_multi[j]) iou_multi[j] = iou;
@@ -467,7 +532,7 @@ static int level_box_ious(Workspace *ws, int32_t height, int32_t width, int32_t 
 
 static void workspace_free(Workspace *ws) {
     free(ws->keys); free(ws->quantised); free(ws->lab); free(ws->order); free(ws->rows); free(ws->masks);
-    free(ws->start); free(ws->histograms);
+    free(ws->level_end); free(ws->block_lo); free(ws->block_hi); free(ws->histograms);
     free(ws->level_of_threshold); free(ws->best_record); free(ws->integer_thresholds);
     free(ws->level_single); free(ws->level_multi); free(ws->level_ambiguous);
     sweep_free(&ws->fg);
@@ -495,7 +560,9 @@ static int workspace_alloc(Workspace *ws, int32_t height, int32_t width, int32_t
     ws->rows = (int32_t *)malloc(sizeof(int32_t) * n);
     ws->histograms = (int32_t *)malloc(sizeof(int32_t) * 4 * levels);
     ws->masks = (uint8_t *)malloc(n);
-    ws->start = (int32_t *)malloc(sizeof(int32_t) * levels);
+    ws->level_end = (int32_t *)malloc(sizeof(int32_t) * levels);
+    ws->block_lo = (int32_t *)malloc(sizeof(int32_t) * levels);
+    ws->block_hi = (int32_t *)malloc(sizeof(int32_t) * levels);
     ws->level_of_threshold = (int32_t *)malloc(sizeof(int32_t) * levels);
     ws->best_record = (int32_t *)malloc(sizeof(int32_t) * levels);
     ws->integer_thresholds = (int64_t *)malloc(sizeof(int64_t) * levels);
@@ -503,7 +570,8 @@ static int workspace_alloc(Workspace *ws, int32_t height, int32_t width, int32_t
     ws->level_multi = (double *)malloc(sizeof(double) * levels);
     ws->level_ambiguous = (uint8_t *)malloc(levels);
     const int swept = sweep_alloc(&ws->fg) == OK && sweep_alloc(&ws->bg) == OK;
-    if (!swept || !ws->keys || !ws->quantised || !ws->lab || !ws->order || !ws->rows || !ws->masks || !ws->start ||
+    if (!swept || !ws->keys || !ws->quantised || !ws->lab || !ws->order || !ws->rows || !ws->masks || !ws->level_end ||
+        !ws->block_lo || !ws->block_hi ||
         !ws->histograms ||
         !ws->level_of_threshold || !ws->best_record || !ws->integer_thresholds || !ws->level_single ||
         !ws->level_multi || !ws->level_ambiguous)
@@ -570,7 +638,7 @@ static int32_t map_levels(Workspace *ws, const float *map32, const double *map64
  * iou_multi[...] as level_box_ious describes, and ambiguous[...] = 1 where iou_single needs OpenCV.
  *
  * maps: (count, height, width) float32 (is_float64 == 0) or float64, values in [0, 1]. thresholds: strictly
- * increasing, in [0, 1]; in continuous mode at most FRAME_KEY - 1 of them. gt: all maps' inclusive int64 boxes,
+ * increasing, in [0, 1]; in continuous mode at most MAX_LEVELS of them. gt: all maps' inclusive int64 boxes,
  * map i's being rows gt_start[i] to gt_start[i + 1] - 1 (at least one). Called without the GIL (ctypes):
  * threads may run it on disjoint slices of a batch.
  */
@@ -579,7 +647,7 @@ int camfix_box_ious(const void *maps, int32_t is_float64, int32_t count, int32_t
                     const int64_t *gt_start, int32_t want_single, int32_t want_multi, double *iou_single,
                     double *iou_multi, uint8_t *ambiguous) {
     if (count < 0 || height <= 0 || width <= 0 || n_thresholds <= 0) return ERR_ARGS;
-    if (!reference && n_thresholds >= FRAME_KEY) return ERR_ARGS;
+    if (!reference && n_thresholds > MAX_LEVELS) return ERR_ARGS;
     if ((int64_t)(height + 2) * (width + 2) > INT32_MAX / 2) return ERR_ARGS;
     Workspace ws;
     int status = workspace_alloc(&ws, height, width, n_thresholds);

@@ -32,7 +32,7 @@ __all__ = ["load", "box_ious", "MAX_LEVELS"]
 logger = logging.getLogger(__name__)
 
 _SOURCE = Path(__file__).with_name("_components.c")
-#: Levels are stored as uint16 in the sweep, below the background frame's key 65535.
+#: Levels are stored as uint16 in the sweep (0 to the number of thresholds).
 MAX_LEVELS = 65534
 
 _lock = threading.Lock()
