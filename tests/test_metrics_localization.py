@@ -10,6 +10,7 @@ camfix's one-sweep kernel and its per-threshold OpenCV fallback must both equal 
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import subprocess
@@ -483,6 +484,19 @@ def test_box_iou_rejects_bad_boxes() -> None:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Bad input
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -0.25, 1.0 + 1e-6])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_bad_map_values_are_named_on_both_paths(path, value, dtype) -> None:
+    # The compiled sweep checks values as it reads them; the error still names the value, in any map of the batch.
+    maps = torch.rand(5, 9, 7, dtype=dtype)
+    maps[3, 8, 6] = value
+    expected = "maps must be finite" if not math.isfinite(value) else r"maps must have values in \[0, 1\]"
+    for mode in ("reference", "continuous"):
+        for workers in (1, 2):
+            with pytest.raises(ValueError, match=expected):
+                box_iou_curves(maps, torch.tensor([[0, 0, 3, 3]] * 5), mode=mode, workers=workers)
 
 
 def test_bad_input_raises_clear_errors() -> None:

@@ -61,15 +61,21 @@ def check_thresholds(thresholds: Optional[object], default_interval: float = DEF
     return values
 
 
-def check_maps(name: str, maps: object) -> Tensor:
-    """``(N, H, W)`` floating point maps with finite values in ``[0, 1]``."""
+def check_maps(name: str, maps: object, values: bool = True) -> Tensor:
+    """``(N, H, W)`` floating point maps with finite values in ``[0, 1]`` (with ``values=False``: unchecked)."""
     maps = check_tensor(name, maps, 3, shape_hint="(N, H, W)")
+    if values:
+        check_map_values(name, maps)
+    return maps
+
+
+def check_map_values(name: str, maps: Tensor) -> None:
+    """Raises if a value of ``maps`` is NaN, infinite or outside ``[0, 1]``, naming the first one."""
     # One pass in the common case: NaN fails both comparisons, so the detailed checks run only on bad input.
     low, high = torch.aminmax(maps.detach())
     if not (bool(low >= 0) and bool(high <= 1)):
         check_finite(name, maps)
         check_in_range(name, maps, 0.0, 1.0)
-    return maps
 
 
 def check_boxes(name: str, boxes: object, batch: int, size: Tuple[int, int]) -> List[np.ndarray]:

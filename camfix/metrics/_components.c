@@ -35,7 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OK = 0, ERR_ALLOC = -1, ERR_ARGS = -2 };
+/* ERR_VALUES: a map value outside [0, 1], or NaN; the caller then finds and reports it. */
+enum { OK = 0, ERR_ALLOC = -1, ERR_ARGS = -2, ERR_VALUES = -3 };
 /* Levels are uint16 (0 to n_levels): at most this many thresholds in continuous mode. */
 enum { MAX_LEVELS = 65534 };
 
@@ -581,7 +582,8 @@ static int workspace_alloc(Workspace *ws, int32_t height, int32_t width, int32_t
 
 /*
  * Level image of one map into ws->keys (padded, frame 0); returns the number of levels and fills
- * ws->level_of_threshold (threshold index -> level).
+ * ws->level_of_threshold (threshold index -> level), or ERR_VALUES when a value is not in [0, 1] (checked here,
+ * in the pass that reads every value anyway, rather than by the caller in one more pass).
  *
  * Reference mode: the map is quantised as numpy's (map * 255).astype(np.uint8) in float64, and threshold tau
  * becomes the integer int(tau * max(q)) of wsolevaluation; equal integers share a level (at most 256 levels), and
@@ -594,6 +596,13 @@ static int32_t map_levels(Workspace *ws, const float *map32, const double *map64
     uint16_t *keys = ws->keys;
     int32_t *level_of_threshold = ws->level_of_threshold;
     const int32_t count = height * width;
+    int outside = 0; /* comparisons with NaN are false */
+    if (map64) {
+        for (int32_t i = 0; i < count; ++i) outside |= !(map64[i] >= 0.0 && map64[i] <= 1.0);
+    } else {
+        for (int32_t i = 0; i < count; ++i) outside |= !(map32[i] >= 0.0f && map32[i] <= 1.0f);
+    }
+    if (outside) return ERR_VALUES; /* before the conversions below, undefined outside [0, 1] */
     memset(keys, 0, sizeof(uint16_t) * (size_t)pw * (size_t)ws->ph);
     if (reference) {
         uint8_t *quantised = ws->quantised, top = 0;
@@ -637,6 +646,8 @@ static int32_t map_levels(Workspace *ws, const float *map32, const double *map64
  * Box IoUs of `count` maps at every threshold: per map i and threshold t, iou_single[i * n_thresholds + t] and
  * iou_multi[...] as level_box_ious describes, and ambiguous[...] = 1 where iou_single needs OpenCV.
  *
+ * Returns OK, ERR_VALUES (a map value outside [0, 1] or NaN), ERR_ALLOC or ERR_ARGS.
+ *
  * maps: (count, height, width) float32 (is_float64 == 0) or float64, values in [0, 1]. thresholds: strictly
  * increasing, in [0, 1]; in continuous mode at most MAX_LEVELS of them. gt: all maps' inclusive int64 boxes,
  * map i's being rows gt_start[i] to gt_start[i + 1] - 1 (at least one). Called without the GIL (ctypes):
@@ -658,6 +669,7 @@ int camfix_box_ious(const void *maps, int32_t is_float64, int32_t count, int32_t
         const float *map32 = is_float64 ? NULL : (const float *)maps + pixels * (size_t)i;
         const double *map64 = is_float64 ? (const double *)maps + pixels * (size_t)i : NULL;
         const int32_t n_levels = map_levels(&ws, map32, map64, height, width, thresholds, n_thresholds, reference);
+        if (n_levels < 0) { status = n_levels; break; }
         status = level_box_ious(&ws, height, width, n_levels, gt + 4 * gt_start[i], (int32_t)n_gt, reference,
                                 want_single, want_multi, ws.level_single, ws.level_multi, ws.level_ambiguous);
         const size_t row = (size_t)i * (size_t)n_thresholds;

@@ -21,13 +21,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["load", "box_ious", "MAX_LEVELS"]
+__all__ = ["load", "box_ious", "MapValueError", "MAX_LEVELS"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +105,10 @@ def load() -> Optional[ctypes.CDLL]:
         return _library
 
 
+class MapValueError(ValueError):
+    """A map value outside ``[0, 1]``, or NaN: the caller finds it and says which (the sweep only notices)."""
+
+
 def box_ious(
     library: ctypes.CDLL,
     maps: np.ndarray,
@@ -114,23 +117,26 @@ def box_ious(
     reference: bool,
     single: bool,
     multi: bool,
-    workers: int = 1,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best IoU per map and threshold of the chosen box (single) and of any box (multi), in one sweep per map.
 
+    The compiled call releases the GIL (ctypes), so threads may run this on disjoint slices of a batch.
+
     Args:
         library: from :func:`load`.
-        maps: ``(N, H, W)`` float32 or float64, C-contiguous, values in ``[0, 1]``.
+        maps: ``(N, H, W)`` float32 or float64, C-contiguous.
         thresholds: ``(T,)`` float64, strictly increasing, in ``[0, 1]``; in continuous mode ``T <= MAX_LEVELS``.
         gt_boxes: ``N`` int64 arrays ``(M_i, 4)``, ``M_i >= 1``, inclusive ``(x0, y0, x1, y1)``.
         reference: OpenCV contour semantics on the uint8-quantised map (see ``_components.c``) instead of
             connected components of ``map > tau``.
         single, multi: which of the two IoU arrays to fill.
-        workers: threads, each sweeping a contiguous slice of the maps (ctypes releases the GIL during the call).
 
     Returns:
         ``(iou_single, iou_multi, ambiguous)``: float64 ``(N, T)`` each (zeros where not requested) and bool
         ``(N, T)``, true where ``iou_single`` needs OpenCV (reference mode, components with holes).
+
+    Raises:
+        MapValueError: a map value is outside ``[0, 1]`` or NaN.
     """
     count, height, width = maps.shape
     iou_single = np.zeros((count, len(thresholds)))
@@ -139,26 +145,17 @@ def box_ious(
     boxes = np.ascontiguousarray(np.concatenate(gt_boxes), dtype=np.int64)
     box_start = np.concatenate([[0], np.cumsum([len(b) for b in gt_boxes])]).astype(np.int64)
     thresholds = np.ascontiguousarray(thresholds, dtype=np.float64)
-    is_float64 = maps.dtype == np.float64
-
-    def run(first: int, last: int) -> int:
-        return library.camfix_box_ious(
-            maps[first:].ctypes.data, int(is_float64), last - first, height, width,
-            thresholds.ctypes.data, len(thresholds), int(reference),
-            boxes.ctypes.data, box_start[first:].ctypes.data,
-            int(single), int(multi),
-            iou_single[first:].ctypes.data, iou_multi[first:].ctypes.data, ambiguous[first:].ctypes.data,
-        )  # fmt: skip
-
-    bounds = np.linspace(0, count, max(1, min(workers, count)) + 1).astype(int)
-    if len(bounds) == 2:
-        statuses = [run(0, count)]
-    else:
-        with ThreadPoolExecutor(len(bounds) - 1) as pool:
-            statuses = list(pool.map(run, bounds[:-1], bounds[1:]))
-    for status in statuses:
-        if status == -1:
-            raise MemoryError(f"camfix.metrics: out of memory sweeping {height}x{width} maps")
-        if status != 0:
-            raise RuntimeError(f"camfix.metrics: native sweep rejected its arguments (status {status})")
+    status = library.camfix_box_ious(
+        maps.ctypes.data, int(maps.dtype == np.float64), count, height, width,
+        thresholds.ctypes.data, len(thresholds), int(reference),
+        boxes.ctypes.data, box_start.ctypes.data,
+        int(single), int(multi),
+        iou_single.ctypes.data, iou_multi.ctypes.data, ambiguous.ctypes.data,
+    )  # fmt: skip
+    if status == -3:
+        raise MapValueError("a map value is outside [0, 1] or NaN")
+    if status == -1:
+        raise MemoryError(f"camfix.metrics: out of memory sweeping {height}x{width} maps")
+    if status != 0:
+        raise RuntimeError(f"camfix.metrics: native sweep rejected its arguments (status {status})")
     return iou_single, iou_multi, ambiguous.view(bool)

@@ -26,6 +26,7 @@ IoUs count pixels inclusively in both modes: a box's area is ``(x1 - x0 + 1) * (
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -38,7 +39,7 @@ from .._validation import check_int, check_integer_tensor
 from ..crf import usable_cpus
 from . import _native
 from ._base import Metric
-from ._common import BoxesLike, check_boxes, check_maps, check_mode, check_thresholds
+from ._common import BoxesLike, check_boxes, check_map_values, check_maps, check_mode, check_thresholds
 
 __all__ = [
     "DEFAULT_IOU_THRESHOLDS",
@@ -244,13 +245,14 @@ def box_iou_curves(
         mode: ``"reference"`` (default) or ``"continuous"``, see the module docstring.
         single: compute the largest region's IoU (MaxBoxAcc, GT-known and top-1 loc).
         multi: compute the best IoU over all regions (MaxBoxAccV2).
-        workers: threads sweeping the maps (the compiled sweep releases the GIL); default ``None``: one per
-            usable CPU (:func:`camfix.crf.usable_cpus`). The numbers do not depend on it.
+        workers: threads, each evaluating a slice of the maps end to end (the compiled sweep and OpenCV release
+            the GIL); default ``None``: one per usable CPU (:func:`camfix.crf.usable_cpus`). The numbers do not
+            depend on it.
 
     Returns:
         :class:`BoxIoUCurves` of ``(N, T)`` float64 CPU tensors.
     """
-    maps = check_maps("maps", maps)
+    maps = check_maps("maps", maps, values=False)  # values: checked where the maps are read, see below
     reference = check_mode(mode) == "reference"
     thresholds = check_thresholds(thresholds)
     batch, height, width = maps.shape
@@ -258,36 +260,70 @@ def box_iou_curves(
     if not (single or multi):
         raise ValueError("at least one of single and multi must be True")
     workers = usable_cpus() if workers is None else check_int("workers", workers, 1)
+    library = _native.load()
+    if library is None or not (reference or len(thresholds) <= _native.MAX_LEVELS):
+        library = None
+        check_map_values("maps", maps)
     values = maps.detach().cpu()
     if values.dtype not in (torch.float32, torch.float64):
         values = values.to(torch.float64)  # every value of a half-precision map is exact in float64
     values = values.contiguous().numpy()
-    library = _native.load()
-    if library is not None and (reference or len(thresholds) <= _native.MAX_LEVELS):
+
+    def evaluate(first: int, last: int) -> Tuple[np.ndarray, np.ndarray]:
+        """The maps ``first:last`` end to end, so that threads share all the work (OpenCV releases the GIL too)."""
+        if library is None:
+            return _opencv_curves(values[first:last], thresholds, gt_boxes[first:last], reference, single, multi)
         iou_single, iou_multi, ambiguous = _native.box_ious(
-            library, values, thresholds, gt_boxes, reference, single, multi, workers
+            library, values[first:last], thresholds, gt_boxes[first:last], reference, single, multi
         )
         for index in np.flatnonzero(ambiguous.any(axis=1)):
             # A component with holes whose contour area the sweep could only bound: OpenCV at those thresholds.
-            levels, _, level_of_threshold = _image_levels(values[index], reference, thresholds)
+            levels, _, level_of_threshold = _image_levels(values[first + index], reference, thresholds)
             unsure = np.flatnonzero(ambiguous[index])
             unsure_levels, position = np.unique(level_of_threshold[unsure], return_inverse=True)
-            level_single = _opencv_level_ious(levels, unsure_levels, gt_boxes[index], reference, True, False)[0]
+            level_single = _opencv_level_ious(
+                levels, unsure_levels, gt_boxes[first + index], reference, True, False
+            )[0]
             iou_single[index, unsure] = level_single[position.ravel()]
-    else:
-        iou_single = np.zeros((batch, len(thresholds)))
-        iou_multi = np.zeros((batch, len(thresholds)))
-        for index in range(batch):
-            levels, n_levels, level_of_threshold = _image_levels(values[index], reference, thresholds)
-            level_single, level_multi = _opencv_level_ious(
-                levels, range(n_levels), gt_boxes[index], reference, single, multi
-            )
-            iou_single[index] = level_single[level_of_threshold]
-            iou_multi[index] = level_multi[level_of_threshold]
+        return iou_single, iou_multi
+
+    bounds = np.linspace(0, batch, min(workers, batch) + 1).astype(int)
+    try:
+        if len(bounds) == 2:
+            parts = [evaluate(0, batch)]
+        else:
+            with ThreadPoolExecutor(len(bounds) - 1) as pool:
+                parts = list(pool.map(evaluate, bounds[:-1], bounds[1:]))
+    except _native.MapValueError:
+        parts = []
+    if not parts:
+        check_map_values("maps", maps)  # the sweep found a value outside [0, 1]: this names it
+        raise RuntimeError("camfix.metrics: the sweep found a map value outside [0, 1] that the check did not")
     return BoxIoUCurves(
-        single=torch.from_numpy(iou_single) if single else None,
-        multi=torch.from_numpy(iou_multi) if multi else None,
+        single=torch.from_numpy(np.concatenate([part[0] for part in parts])) if single else None,
+        multi=torch.from_numpy(np.concatenate([part[1] for part in parts])) if multi else None,
     )
+
+
+def _opencv_curves(
+    values: np.ndarray,
+    thresholds: np.ndarray,
+    gt_boxes: Sequence[np.ndarray],
+    reference: bool,
+    single: bool,
+    multi: bool,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`box_iou_curves` of ``(N, H, W)`` maps without the compiled sweep: OpenCV at every level."""
+    iou_single = np.zeros((len(values), len(thresholds)))
+    iou_multi = np.zeros((len(values), len(thresholds)))
+    for index, image_map in enumerate(values):
+        levels, n_levels, level_of_threshold = _image_levels(image_map, reference, thresholds)
+        level_single, level_multi = _opencv_level_ious(
+            levels, range(n_levels), gt_boxes[index], reference, single, multi
+        )
+        iou_single[index] = level_single[level_of_threshold]
+        iou_multi[index] = level_multi[level_of_threshold]
+    return iou_single, iou_multi
 
 
 def _check_iou_thresholds(iou_thresholds: object) -> Tuple[int, ...]:
