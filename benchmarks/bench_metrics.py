@@ -11,7 +11,8 @@ the reference's procedure written out (``reference_way``: quantise, and per thre
 then its tiled IoU), once for MaxBoxAcc (largest contour) and once for MaxBoxAccV2 (every contour); camfix is
 ``BoxAccuracy(multi_contour=False)`` and ``BoxAccuracy()`` in reference mode, with ``--workers`` threads (default:
 one per usable CPU, camfix's default). Prints wall and CPU seconds (CPU: all threads of the process), the ratios
-baseline/camfix and whether the accuracies are identical.
+baseline/camfix and whether the accuracies are identical. Both sides run with the garbage collector off, as
+:mod:`timeit` does.
 
 ``--split``: where camfix's time goes, one thread, CPU microseconds per map (best of 3): the compiled call alone
 for MaxBoxAcc (levels and the foreground sweep) and with MaxBoxAccV2 (plus the background sweep for holes),
