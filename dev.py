@@ -9,9 +9,11 @@ The first run creates ``.venv`` next to this file and installs camfix with its e
 reinstall only when ``setup.cfg`` or ``pyproject.toml`` changed. Only the standard library is used here, so it
 works on a machine with nothing but Python 3.9+.
 
-PyTorch is installed as ``torch==2.13.0`` unless the environment variable ``CAMFIX_TORCH`` names another
-requirement (``CAMFIX_TORCH="torch==2.5.1"``), or ``CAMFIX_TORCH=skip`` leaves whatever torch is present.
-camfix itself only asks for ``torch>=2.1``.
+PyTorch is installed as ``torch==2.13.0 torchvision==0.28.0`` unless the environment variable ``CAMFIX_TORCH``
+names other requirements (``CAMFIX_TORCH="torch==2.5.1 torchvision==0.20.1"``), or ``CAMFIX_TORCH=skip`` leaves
+whatever is present. torchvision is pinned next to torch because the test extras (timm, grad-cam) ask for it
+unpinned, and an unpinned torchvision would replace torch with the newest build. camfix itself only asks for
+``torch>=2.1`` and never imports torchvision.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".camfix-installed"
-DEFAULT_TORCH = "torch==2.13.0"
+DEFAULT_TORCH = "torch==2.13.0 torchvision==0.28.0"
 
 
 def _log(message: str) -> None:
@@ -61,7 +63,7 @@ def ensure_environment() -> None:
     # torch first and pinned: a later dependency resolution then finds it satisfied instead of fetching the
     # newest build (with gigabytes of CUDA libraries) on its own.
     if torch_requirement != "skip":
-        _run(pip + [torch_requirement])
+        _run(pip + torch_requirement.split())
     _run(pip + ["-e", ".[dev]"])
     STAMP.write_text(fingerprint)
 
