@@ -7,9 +7,15 @@ fails at camfix's boundary rather than deep inside torch or OpenCV.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
-from typing import Optional, Sequence, Tuple, Union
+import os
+import secrets
+import sys
+import traceback
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -184,3 +190,103 @@ def check_in_range(name: str, value: torch.Tensor, low: float, high: float) -> N
     minimum, maximum = (float(v) for v in torch.aminmax(value.detach()))
     if minimum < low or maximum > high:
         raise ValueError(f"{name} must have values in [{low:g}, {high:g}], got values in [{minimum:g}, {maximum:g}]")
+
+
+# ------------------------------------------------------------------------------------- output files, commands
+
+
+def check_output_path(name: str, path: object, *, folder: bool = False) -> Path:
+    """Check that ``path`` can be written, before any work and without creating anything; return it as a Path.
+
+    A file path must not be an existing folder (with ``folder``: a folder path must not be an existing file), and
+    the nearest existing folder on the way to it must be writable, so that writing it later (creating the missing
+    folders) cannot fail for lack of a place to put it.
+
+    Raises:
+        TypeError: ``path`` is not a ``str`` or ``os.PathLike``.
+        ValueError: ``path`` is empty.
+        IsADirectoryError: a file path names an existing folder.
+        NotADirectoryError: a folder path names an existing file, or a file stands where a folder is needed.
+        PermissionError: the folder that would hold it is not writable.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got {_describe(path)}")
+    if not os.fspath(path):
+        raise ValueError(f"{name} must not be an empty path")
+    target = Path(path)
+    what = "folder" if folder else "file"
+    if target.is_dir() and not folder:
+        raise IsADirectoryError(f"{name} must be a file to write, got {str(target)!r}, an existing folder")
+    if folder and target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{name} must be a folder, got {str(target)!r}, an existing file")
+    absolute = Path(os.path.abspath(target))
+    for ancestor in ([absolute] if folder else []) + [absolute.parent, *absolute.parent.parents]:
+        if ancestor.is_dir():
+            if not os.access(ancestor, os.W_OK | os.X_OK):
+                raise PermissionError(
+                    f"{name}: cannot write the {what} {str(target)!r}: the folder {str(ancestor)!r} is not writable"
+                )
+            return target
+        if ancestor.exists():
+            raise NotADirectoryError(
+                f"{name}: cannot write the {what} {str(target)!r}: {str(ancestor)!r} is a file, not a folder"
+            )
+    raise FileNotFoundError(f"{name}: no existing folder on the way to {str(target)!r}")
+
+
+@contextlib.contextmanager
+def atomic_write(path: Union[str, "os.PathLike[str]"]) -> Iterator[BinaryIO]:
+    """Write a file all at once or not at all: ``with atomic_write(path) as stream: stream.write(...)``.
+
+    The block writes to a temporary file beside ``path``; only when it finishes without an exception is the file
+    flushed to disk and moved over ``path`` in one ``os.replace``. An exception (a full disk, a failed encoder)
+    removes the temporary file and leaves whatever was at ``path`` untouched. Missing parent folders are created.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            # Mode 0o666 under the process umask: the permissions a plain open() would give the file.
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+class InputError(Exception):
+    """Bad input to a command (an option's value, a file it names or holds), reported as one ``error:`` line."""
+
+
+#: What a command reports as one ``error:`` line and exit status 2: bad input, i.e. a camfix argument check
+#: (``TypeError``, ``ValueError``), a command's own check (:class:`InputError`) or a file that cannot be read or
+#: written (``OSError``). Any other exception is a bug and keeps its traceback.
+USER_ERRORS = (InputError, ValueError, TypeError, OSError)
+#: Exit status of a command refused for bad input (argparse's for a bad option, too).
+USAGE_ERROR_STATUS = 2
+
+
+def run_command(prog: str, main: Callable[[], Optional[int]], argv: Sequence[str]) -> int:
+    """Run a command's ``main`` and return its exit status (``None`` counts as 0).
+
+    A user error (:data:`USER_ERRORS`) becomes ``<prog>: error: <message>`` on one line of stderr and status 2;
+    with ``--debug`` among ``argv`` its traceback is printed first.
+    """
+    try:
+        status = main()
+    except USER_ERRORS as error:
+        if "--debug" in argv:
+            traceback.print_exc()
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return USAGE_ERROR_STATUS
+    return 0 if status is None else int(status)
