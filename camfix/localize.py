@@ -51,6 +51,7 @@ def localize(
     labels: Optional[Union[Tensor, Sequence[int]]] = None,
     *,
     feature_layer: Optional[nn.Module] = None,
+    pool_layer: Optional[nn.Module] = None,
     classifier: Optional[Classifier] = None,
     clamp_negative: bool = True,
     theta_loc: float = DEFAULT_THETA_LOC,
@@ -81,15 +82,22 @@ def localize(
     post-processing and a TAP-trained model). The original CAM is ``clamp_negative=False, pct=100``.
 
     Args:
-        model: the classifier. Found automatically for timm models (``global_pool`` + ``get_classifier()``)
-            and torchvision-style ResNets / VGG-GAP models (``avgpool`` + ``fc``).
+        model: the classifier. Its feature map and classifier are found automatically for timm models, every
+            torchvision CNN whose class scores are a linear layer on globally pooled features (ResNet, ResNeXt,
+            Wide ResNet, RegNet, GoogLeNet, Inception v3, EfficientNet and v2, MobileNetV2, MnasNet,
+            ShuffleNetV2, DenseNet, SqueezeNet), lukemelas' ``efficientnet_pytorch`` and the WSOL code bases'
+            models; models with an MLP or a normalisation after pooling (VGG, MobileNetV3, ConvNeXt) and
+            transformers are refused with the reason. See :mod:`camfix.adapters` for the rules.
         images: ``(N, C, H, W)`` floating point, as the model expects them (normalised), ``N >= 1``.
         labels: ``(N,)`` ground-truth classes (GT-known localization), or ``None`` for the top-1 predicted
             class (top-1 localization).
-        feature_layer: the module whose output is the ``(N, C, h, w)`` feature map, for models not found
+        feature_layer: the module whose *output* is the ``(N, C, h, w)`` feature map, for models not found
             automatically (e.g. ``model.layer4``).
-        classifier: the classifier (``nn.Linear``, 1x1 ``nn.Conv2d``) or its ``(K, C)`` weight, when not found
-            automatically.
+        pool_layer: the module whose *input* is the ``(N, C, h, w)`` feature map, usually its global pooling
+            (e.g. ``model._avg_pooling``); the form to use when the last feature layer also runs elsewhere. At
+            most one of ``feature_layer`` and ``pool_layer``.
+        classifier: the classifier (``nn.Linear``, 1x1 ``nn.Conv2d``, an ``nn.Sequential`` holding one among
+            dropout/flatten layers) or its ``(K, C)`` weight, when not found automatically.
         clamp_negative: NWC, build the map from positive classifier weights only.
         theta_loc: localization threshold relative to the percentile, in ``[0, 1]``.
         pct: percentile in ``[0, 100]`` (PaS); paper 98; 100 gives the max-based threshold of CAM.
@@ -111,7 +119,7 @@ def localize(
     """
     check_tensor("images", images, 4, shape_hint="(N, C, H, W)")
     check_finite("images", images)
-    source, classifier = resolve_feature_source(model, feature_layer, classifier)
+    source, classifier = resolve_feature_source(model, feature_layer, classifier, pool_layer=pool_layer)
     weight = classifier_weight(classifier)
     # Every argument is checked here, under its own name, before the (expensive) forward pass.
     check_number("theta_loc", theta_loc, 0.0, 1.0)
@@ -134,7 +142,7 @@ def localize(
     modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
-        with torch.no_grad(), FeatureCapture(source) as captured:
+        with torch.no_grad(), FeatureCapture(source, model) as captured:
             logits = model(images)
     finally:
         for module, training in modes:
@@ -144,7 +152,7 @@ def localize(
         raise ValueError(
             f"the feature map ({source.description}) has C={features.shape[1]} channels but the classifier "
             f"expects {weight.flatten(1).shape[1]} (classifier weight shape {tuple(weight.shape)}); pass the "
-            "matching feature_layer= and classifier="
+            "matching feature_layer= or pool_layer=, and classifier="
         )
 
     if labels is None:

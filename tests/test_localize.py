@@ -328,11 +328,31 @@ class ReturnsDict(TorchvisionResNet):
         return {"logits": super().forward(x)}
 
 
+class ConvOnly(nn.Module):
+    """Class scores straight from a 3x3 convolution: no linear classifier to find."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Conv2d(3, 2, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x).mean(dim=(2, 3))
+
+
+def test_found_by_structure_without_conventional_names() -> None:
+    """Functional pooling and a pooling layer under an unknown name: found, and equal to the explicit form."""
+    images = torch.randn(1, 3, 8, 8)
+    for model in (NoPooling(), PoolingWithoutClassifier()):
+        found = localize(model, images, pct=100, clamp_negative=False)
+        explicit = localize(model, images, feature_layer=model.body, classifier=model.out, pct=100,
+                            clamp_negative=False)
+        torch.testing.assert_close(found.maps, explicit.maps)
+        assert all_hooks(model) == 0
+
+
 def test_model_where_nothing_is_found() -> None:
-    with pytest.raises(ValueError, match="cannot find the feature map of NoPooling.*feature_layer="):
-        localize(NoPooling(), torch.randn(1, 3, 8, 8))
-    with pytest.raises(ValueError, match="cannot find the classifier of PoolingWithoutClassifier.*classifier="):
-        localize(PoolingWithoutClassifier(), torch.randn(1, 3, 8, 8))
+    with pytest.raises(ValueError, match="cannot find the classifier of ConvOnly.*classifier="):
+        localize(ConvOnly(), torch.randn(1, 3, 8, 8))
     model = NoPooling()
     result = localize(model, torch.randn(1, 3, 8, 8), feature_layer=model.body, classifier=model.out)
     assert result.maps.shape == (1, 8, 8)
@@ -344,7 +364,10 @@ def test_model_where_nothing_is_found() -> None:
         (lambda m: {"feature_layer": "layer4"}, TypeError, "feature_layer must be the nn.Module"),
         (lambda m: {"feature_layer": nn.Conv2d(3, 3, 1)}, ValueError,
          r"feature_layer \(Conv2d\) is not a submodule of model"),
-        (lambda m: {"classifier": nn.Sequential(m.fc)}, TypeError, "classifier must be an nn.Linear"),
+        (lambda m: {"classifier": nn.Sequential(m.fc, nn.ReLU())}, ValueError, "no class activation map: classifier is Linear -> ReLU"),
+        (lambda m: {"classifier": nn.Conv2d(8, 5, 3)}, ValueError, "classifier must be a 1x1 convolution"),
+        (lambda m: {"feature_layer": m.layer4, "pool_layer": m.avgpool}, ValueError, "pass one of feature_layer="),
+        (lambda m: {"pool_layer": "avgpool"}, TypeError, "pool_layer must be the nn.Module whose input"),
         (lambda m: {"classifier": "fc"}, TypeError, "classifier must be an nn.Linear"),
         (lambda m: {"feature_layer": m.fc}, ValueError, r"feature map .* must be a \(N, C, h, w\) tensor"),
     ],
@@ -358,7 +381,7 @@ def test_bad_feature_layer_or_classifier(make_kwargs: Callable, error: type, pat
 
 def test_feature_layer_run_twice() -> None:
     model = SharedLayer()
-    with pytest.raises(ValueError, match="exactly once per forward pass, but it ran 2 times.*feature_layer="):
+    with pytest.raises(ValueError, match="exactly once per forward pass, but it ran 2 times.*pool_layer="):
         localize(model, torch.randn(1, 3, 8, 8), feature_layer=model.conv)
     assert all_hooks(model) == 0
 
