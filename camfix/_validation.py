@@ -94,6 +94,13 @@ def check_number(
     return value
 
 
+def check_bool(name: str, value: object) -> bool:
+    """Check that ``value`` is a ``bool`` (not merely truthy: ``"no"`` and ``0`` are refused); return it."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool (True or False), got {_describe(value)}")
+    return bool(value)
+
+
 def check_size(name: str, value: object) -> Tuple[int, int]:
     """Check an ``(H, W)`` size of positive integers; return it as a tuple."""
     if (

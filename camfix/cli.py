@@ -1,7 +1,9 @@
 """The ``camfix`` command line: ``camfix demo`` and ``camfix evaluate``.
 
 Each subcommand lives in the module that owns its concept and provides ``add_arguments(parser)`` and
-``run(args) -> int``; it is imported only when chosen, so ``camfix --help`` stays fast.
+``run(args) -> int``; it is imported only when chosen, so ``camfix --help`` stays fast. A subcommand checks its
+inputs before its work and raises on bad input; :func:`main` reports that as one ``camfix <command>: error: ...``
+line with exit status 2 (``--debug`` adds the traceback), see ``docs/errors.md``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import logging
 import sys
 from typing import Dict, List, Optional, Tuple
 
+from ._validation import run_command
+
+DEBUG_HELP = "on bad input, print the Python traceback above the one-line error"
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "demo": ("camfix.demo.cli", "reproduce the paper's ablation on the built-in synthetic benchmark"),
@@ -23,6 +28,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="camfix", description="Class activation mapping, fixed.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in SUBCOMMANDS.items():
         subparsers.add_parser(name, help=help_text, add_help=False)
@@ -35,13 +41,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         prog=f"camfix {known.command}", description=SUBCOMMANDS[known.command][1]
     )
     subparser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     module.add_arguments(subparser)
     args = subparser.parse_args(argv[argv.index(known.command) + 1 :])
     logging.basicConfig(
         level=logging.DEBUG if (args.verbose or known.verbose) else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return int(module.run(args))
+    return run_command(f"camfix {known.command}", lambda: module.run(args), argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typing import Any, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from ._validation import check_number, check_tensor
+from ._validation import check_bool, check_number, check_tensor
 
 __all__ = ["tap", "TAPool"]
 
@@ -49,6 +49,7 @@ def tap(x: Tensor, theta: float = DEFAULT_THETA_TAP, flatten: bool = False) -> T
     if x.shape[2] == 0 or x.shape[3] == 0:
         raise ValueError(f"x must have a non-empty spatial size (H, W), got shape {tuple(x.shape)}")
     theta = check_number("theta", theta, 0.0, 1.0, high_inclusive=False)
+    flatten = check_bool("flatten", flatten)
     pooled = _ThresholdedAveragePool.apply(x, theta)
     return pooled.flatten(1) if flatten else pooled
 
@@ -104,9 +105,7 @@ class TAPool(nn.Module):
     def __init__(self, theta: float = DEFAULT_THETA_TAP, flatten: bool = False) -> None:
         super().__init__()
         self.theta = check_number("theta", theta, 0.0, 1.0, high_inclusive=False)
-        if not isinstance(flatten, bool):
-            raise TypeError(f"flatten must be a bool, got {type(flatten).__name__} {flatten!r}")
-        self.flatten = flatten
+        self.flatten = check_bool("flatten", flatten)
 
     def forward(self, x: Tensor) -> Tensor:
         return tap(x, self.theta, self.flatten)

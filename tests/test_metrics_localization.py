@@ -547,7 +547,7 @@ def test_bad_input_raises_clear_errors() -> None:
     metric.update(maps, boxes)
     with pytest.raises(ValueError, match="top-1 loc needs classes for every image: 2 of 4"):
         metric.compute()
-    with pytest.raises(ValueError, match="different configuration"):
+    with pytest.raises(ValueError, match="other has another thresholds than this BoxAccuracy: 10 values instead"):
         BoxAccuracy().merge(BoxAccuracy(cam_thresholds(0.1)))
     with pytest.raises(TypeError, match="other must be a BoxAccuracy"):
         BoxAccuracy().merge(metrics.PxAP())

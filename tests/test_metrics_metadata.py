@@ -102,8 +102,11 @@ def test_reading_errors_name_the_file_and_line(tmp_path: Path) -> None:
     no_box = write_split(tmp_path / "nobox", {**GOOD, "localization": "a.jpg,1,1,5,5\n"})
     with pytest.raises(ValueError, match=r"no localization line for 1 image\(s\).*'b.jpg'"):
         read_metadata(no_box)
-    with pytest.raises(FileNotFoundError, match="image_ids.txt does not exist"):
+    with pytest.raises(FileNotFoundError, match="metadata split folder.*missing"):
         read_metadata(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="image_ids.txt does not exist"):
+        read_metadata(tmp_path / "empty")
 
 
 def test_load_mask_unions_instances_and_removes_them_from_ignore(tmp_path: Path) -> None:
@@ -119,7 +122,7 @@ def test_load_mask_unions_instances_and_removes_them_from_ignore(tmp_path: Path)
     assert foreground.tolist() == [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]]
     assert ignored.tolist() == [[0, 0, 1, 1], [0, 0, 1, 1], [1, 1, 0, 0], [0, 0, 0, 0]]
     assert not load_mask(tmp_path, ("m1.png",), "", (8, 8))[1].any()
-    with pytest.raises(FileNotFoundError, match="nothere.png is missing"):
+    with pytest.raises(FileNotFoundError, match="nothere.png does not exist"):
         load_mask(tmp_path, ("nothere.png",), "", (8, 8))
 
 
@@ -208,4 +211,4 @@ def test_evaluate_reports_bad_inputs_in_one_line(tmp_path: Path, capsys) -> None
     assert "score map" in capsys.readouterr().err
     np.save(tmp_path / "maps" / "val" / "img3.JPEG.npy", np.full((32, 32), 2.0))
     assert main(argv) == 2
-    assert "maps must have values in [0, 1]" in capsys.readouterr().err
+    assert "img3.JPEG.npy must have values in [0, 1]" in capsys.readouterr().err

@@ -12,7 +12,7 @@ over ``torch.distributed`` ranks); its state is O(thresholds). Definitions and c
 """
 
 from ._base import Metric
-from ._common import DEFAULT_INTERVAL, MODES, cam_thresholds
+from ._common import DEFAULT_INTERVAL, MIN_INTERVAL, MODES, cam_thresholds
 from .masks import PEAK_IOU_THRESHOLDS, PeakIoU, PeakIoUResult, PxAP, PxAPResult, peak_iou, pxap
 from .metadata import WSOLMetadata, load_mask, read_metadata, resize_boxes
 from .segmentation import IGNORE_INDEX, MeanIoU, MeanIoUResult, mean_iou
@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_INTERVAL",
     "DEFAULT_IOU_THRESHOLDS",
     "IGNORE_INDEX",
+    "MIN_INTERVAL",
     "MODES",
     "PEAK_IOU_THRESHOLDS",
     "BoxAccuracy",

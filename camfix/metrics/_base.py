@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 from typing import Dict, Optional, TypeVar
 
+import numpy as np
 import torch
 
 __all__ = ["Metric"]
@@ -28,7 +29,7 @@ class Metric:
     """Base of the camfix accumulators (torchmetrics-style ``update`` / ``compute`` / ``reset``).
 
     Subclasses declare their state with :meth:`_add_state` in ``__init__`` and only ever add to it in
-    ``update``.
+    ``update``, and list in :meth:`_settings` the constructor arguments that decide what the state counts.
     """
 
     def __init__(self) -> None:
@@ -46,15 +47,21 @@ class Metric:
         for name, default in self._defaults.items():
             setattr(self, name, default.clone())
 
+    def _settings(self) -> Dict[str, object]:
+        """The settings that decide what the state counts (thresholds, mode, ...): two accumulators can be
+        merged only when these are equal, since equal state shapes do not make equal meanings."""
+        return {}
+
     def _check_compatible(self, other: "Metric") -> None:
         if type(other) is not type(self):
             raise TypeError(f"other must be a {type(self).__name__}, got {type(other).__name__}")
-        for name, value in self._states().items():
-            theirs = getattr(other, name)
-            if theirs.shape != value.shape:
+        theirs = other._settings()
+        for name, mine in self._settings().items():
+            difference = _setting_difference(mine, theirs[name])
+            if difference is not None:
                 raise ValueError(
-                    f"other has a different configuration: state {name!r} has shape {tuple(theirs.shape)}, "
-                    f"expected {tuple(value.shape)} (same thresholds and settings are needed)"
+                    f"other has another {name} than this {type(self).__name__}: {difference}; only accumulators "
+                    "built with the same settings can be merged"
                 )
 
     def merge(self: MetricT, other: MetricT) -> MetricT:
@@ -69,7 +76,8 @@ class Metric:
 
         Raises:
             TypeError: ``other`` is of another class.
-            ValueError: ``other`` has other settings (a state of another shape).
+            ValueError: ``other`` has other settings; the message names the first that differs. Nothing is
+                added then.
         """
         self._check_compatible(other)
         for name, value in self._states().items():
@@ -108,3 +116,17 @@ class Metric:
 
     def extra_repr(self) -> str:
         return ""
+
+
+def _setting_difference(mine: object, theirs: object) -> Optional[str]:
+    """How ``theirs`` differs from ``mine`` in words, or ``None`` when they are equal."""
+    if isinstance(mine, np.ndarray):
+        their_values = np.asarray(theirs)
+        if their_values.shape != mine.shape:
+            return f"{their_values.size} values instead of {mine.size}"
+        unequal = np.flatnonzero(their_values != mine)
+        if unequal.size == 0:
+            return None
+        index = int(unequal[0])
+        return f"value {index} is {their_values[index].item()!r} instead of {mine[index].item()!r}"
+    return None if mine == theirs else f"{theirs!r} instead of {mine!r}"

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._validation import check_int, check_integer_tensor
+from .._validation import check_bool, check_int, check_integer_tensor
 from ..crf import usable_cpus
 from . import _native
 from ._base import Metric
@@ -257,7 +257,7 @@ def box_iou_curves(
     thresholds = check_thresholds(thresholds)
     batch, height, width = maps.shape
     gt_boxes = check_boxes("boxes", boxes, batch, (height, width))
-    if not (single or multi):
+    if not (check_bool("single", single) | check_bool("multi", multi)):
         raise ValueError("at least one of single and multi must be True")
     workers = usable_cpus() if workers is None else check_int("workers", workers, 1)
     library = _native.load()
@@ -326,17 +326,16 @@ def _opencv_curves(
     return iou_single, iou_multi
 
 
-def _check_iou_thresholds(iou_thresholds: object) -> Tuple[int, ...]:
+def check_iou_thresholds(iou_thresholds: object, name: str = "iou_thresholds") -> Tuple[int, ...]:
+    """Distinct int IoU thresholds in percent, ``(0, 100]``, including 50; ``name`` is quoted in errors."""
     if not isinstance(iou_thresholds, (list, tuple)) or not iou_thresholds:
-        raise TypeError(f"iou_thresholds must be a non-empty tuple of ints, got {iou_thresholds!r}")
+        raise TypeError(f"{name} must be a non-empty tuple of ints, got {iou_thresholds!r}")
     if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 100 for v in iou_thresholds):
-        raise ValueError(f"iou_thresholds must be ints in (0, 100] (percent), got {iou_thresholds!r}")
+        raise ValueError(f"{name} must be ints in (0, 100] (percent), got {iou_thresholds!r}")
     if 50 not in iou_thresholds:
-        raise ValueError(
-            f"iou_thresholds must contain 50 (MaxBoxAcc and GT-known loc use IoU 0.5), got {iou_thresholds!r}"
-        )
+        raise ValueError(f"{name} must contain 50 (MaxBoxAcc and GT-known loc use IoU 0.5), got {iou_thresholds!r}")
     if len(set(iou_thresholds)) != len(iou_thresholds):
-        raise ValueError(f"iou_thresholds must be distinct, got {iou_thresholds!r}")
+        raise ValueError(f"{name} must be distinct, got {iou_thresholds!r}")
     return tuple(iou_thresholds)
 
 
@@ -486,9 +485,9 @@ class BoxAccuracy(Metric):
     ) -> None:
         super().__init__()
         self.thresholds = check_thresholds(thresholds)
-        self.iou_thresholds = _check_iou_thresholds(iou_thresholds)
+        self.iou_thresholds = check_iou_thresholds(iou_thresholds)
         self.mode = check_mode(mode)
-        self.multi_contour = bool(multi_contour)
+        self.multi_contour = check_bool("multi_contour", multi_contour)
         self.workers = None if workers is None else check_int("workers", workers, 1)
         shape = (len(self.iou_thresholds), len(self.thresholds))
         self._add_state("num_images", torch.zeros((), dtype=torch.int64))
@@ -498,6 +497,14 @@ class BoxAccuracy(Metric):
         self._add_state("correct_top1", torch.zeros(shape, dtype=torch.int64))
         # The reference compares iou >= (delta / 100) with delta an int: the same float64 values here.
         self._deltas = np.array([delta / 100 for delta in self.iou_thresholds])[:, None, None]
+
+    def _settings(self) -> Dict[str, object]:
+        return {
+            "thresholds": self.thresholds,
+            "iou_thresholds": self.iou_thresholds,
+            "mode": self.mode,
+            "multi_contour": self.multi_contour,
+        }
 
     def extra_repr(self) -> str:
         return (
@@ -525,11 +532,12 @@ class BoxAccuracy(Metric):
             TypeError, ValueError: an argument has the wrong type, dtype, shape or values, or only one of
                 ``pred_classes`` and ``target_classes`` is given.
         """
+        # The classes are checked before the sweep, which is the expensive part.
+        batch = check_maps("maps", maps, values=False).shape[0]
+        right_class = _check_class_pair(pred_classes, target_classes, batch)
         curves = box_iou_curves(
             maps, boxes, self.thresholds, mode=self.mode, multi=self.multi_contour, workers=self.workers
         )
-        batch = curves.single.shape[0]
-        right_class = _check_class_pair(pred_classes, target_classes, batch)
         single_hits = curves.single.numpy()[None] >= self._deltas  # (I, N, T)
         self.correct_single += torch.from_numpy(single_hits.sum(axis=1))
         if curves.multi is not None:

@@ -132,7 +132,7 @@ class PeakIoU(Metric):
     def __init__(self, thresholds: Optional[object] = None, reduction: str = "dataset") -> None:
         super().__init__()
         self.thresholds = PEAK_IOU_THRESHOLDS.copy() if thresholds is None else check_thresholds(thresholds)
-        if reduction not in REDUCTIONS:
+        if not isinstance(reduction, str) or reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.reduction = reduction
         levels = len(self.thresholds)
@@ -142,6 +142,9 @@ class PeakIoU(Metric):
             self._add_state("background_hist", torch.zeros(levels + 1, dtype=torch.int64))
         else:
             self._add_state("iou_sum", torch.zeros(levels, dtype=torch.int64))
+
+    def _settings(self) -> Dict[str, object]:
+        return {"thresholds": self.thresholds, "reduction": self.reduction}
 
     def extra_repr(self) -> str:
         return f"thresholds={len(self.thresholds)}, reduction={self.reduction!r}"
@@ -310,6 +313,9 @@ class PxAP(Metric):
         self._add_state("num_images", torch.zeros((), dtype=torch.int64))
         self._add_state("foreground_hist", torch.zeros(n_bins, dtype=torch.int64))
         self._add_state("background_hist", torch.zeros(n_bins, dtype=torch.int64))
+
+    def _settings(self) -> Dict[str, object]:
+        return {"thresholds": self.thresholds, "mode": self.mode}
 
     def extra_repr(self) -> str:
         return f"thresholds={len(self.thresholds)}, mode={self.mode!r}"

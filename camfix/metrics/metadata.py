@@ -17,13 +17,16 @@ convention, so they are used as they are. The reference evaluates 224 x 224 maps
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
+
+from .._validation import check_array, check_size
 
 __all__ = ["WSOLMetadata", "read_metadata", "resize_boxes", "load_mask"]
 
@@ -61,19 +64,32 @@ class WSOLMetadata:
 def _records(path: Path, fields: Tuple[int, ...]) -> List[Tuple[int, List[str]]]:
     """Non-empty lines of ``path`` split on commas, each with one of the allowed numbers of fields."""
     if not path.is_file():
-        raise FileNotFoundError(f"metadata file {path} does not exist")
+        raise FileNotFoundError(
+            f"metadata file {path} does not exist" + (" (it is a folder)" if path.exists() else "")
+        )
     records = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip("\r\n")
-            if not line:
-                continue
-            parts = line.split(",")
-            if len(parts) not in fields:
-                expected = " or ".join(map(str, fields))
-                raise ValueError(f"{path}:{number}: expected {expected} comma-separated fields, got {line!r}")
-            records.append((number, parts))
+    for number, line in enumerate(read_text_lines(path), start=1):
+        if not line:
+            continue
+        parts = line.split(",")
+        if len(parts) not in fields:
+            expected = " or ".join(map(str, fields))
+            raise ValueError(f"{path}:{number}: expected {expected} comma-separated fields, got {line!r}")
+        records.append((number, parts))
     return records
+
+
+def read_text_lines(path: Path) -> List[str]:
+    """The lines of a UTF-8 text file without their line ends; a file that is not UTF-8 raises ``ValueError``
+    naming it and the line (Python's own message names neither)."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    # Line ends as a text-mode open() reads them (\n, \r\n, \r), not str.splitlines()'s dozen.
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
 def _integers(path: Path, number: int, values: List[str]) -> List[int]:
@@ -97,10 +113,18 @@ def read_metadata(folder: PathLike) -> WSOLMetadata:
         A :class:`WSOLMetadata`: boxes (ILSVRC, CUB) or mask paths (OpenImages), per image id in file order.
 
     Raises:
-        FileNotFoundError: a required file is missing.
-        ValueError: a file is malformed or inconsistent with the others; the message names the file and line.
+        TypeError: ``folder`` is not a path.
+        FileNotFoundError: the folder or a required file is missing.
+        ValueError: a file is not UTF-8 text, is malformed or is inconsistent with the others; the message names
+            the file and line.
     """
+    if not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(f"folder must be a path (str or os.PathLike), got {type(folder).__name__} {folder!r}")
     root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"folder must be a metadata split folder, got {str(root)!r} ({'a file' if root.exists() else 'missing'})"
+        )
     ids_file = root / "image_ids.txt"
     image_ids = tuple(parts[0] for _, parts in _records(ids_file, (1,)))
     if not image_ids:
@@ -112,6 +136,8 @@ def read_metadata(folder: PathLike) -> WSOLMetadata:
     class_labels: Dict[str, int] = {}
     for number, (image_id, label) in _records(labels_file, (2,)):
         class_labels[image_id] = _integers(labels_file, number, [label])[0]
+        if class_labels[image_id] < 0:
+            raise ValueError(f"{labels_file}:{number}: expected a class index >= 0, got {label!r}")
 
     localization_file = root / "localization.txt"
     localization = _records(localization_file, (3, 5))
@@ -175,37 +201,68 @@ def read_metadata(folder: PathLike) -> WSOLMetadata:
     )
 
 
+def _check_width_height(name: str, value: object) -> Tuple[int, int]:
+    """A ``(width, height)`` pair of positive ints (Python or numpy integers)."""
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and v > 0 for v in value)
+    ):
+        raise ValueError(f"{name} must be a pair of positive ints (width, height), got {type(value).__name__} {value!r}")
+    return int(value[0]), int(value[1])
+
+
 def resize_boxes(boxes: np.ndarray, image_size: Tuple[int, int], map_size: Tuple[int, int]) -> np.ndarray:
     """Scale inclusive boxes from an image to a map of another size, as the reference's ``resize_bbox``.
 
     Each coordinate becomes ``int(c * new / old)`` (float64, truncated), e.g. ``x1 = 499`` of a 500-pixel-wide
-    image is column ``int(499 * 224 / 500) = 223`` of a 224-pixel map.
+    image is column ``int(499 * 224 / 500) = 223`` of a 224-pixel map, so the boxes land inside the map.
 
     Args:
-        boxes: ``(M, 4)`` int ``(x0, y0, x1, y1)``.
-        image_size: ``(width, height)`` of the image the boxes refer to.
-        map_size: ``(width, height)`` of the map.
+        boxes: ``(M, 4)`` integer numpy array ``(x0, y0, x1, y1)``, ``M >= 0``, inside the image:
+            ``0 <= x0 <= x1 < width`` and ``0 <= y0 <= y1 < height``.
+        image_size: ``(width, height)`` of the image the boxes refer to, positive ints.
+        map_size: ``(width, height)`` of the map, positive ints.
 
     Returns:
         ``(M, 4)`` int64.
+
+    Raises:
+        TypeError: ``boxes`` is not an integer numpy array.
+        ValueError: ``boxes`` is not ``(M, 4)`` or has a box outside the image, or a size is not two positive ints.
     """
-    (width, height), (new_width, new_height) = image_size, map_size
+    check_array("boxes", boxes, 2, shape_hint="(M, 4)", allow_empty=True)
+    if boxes.dtype == np.bool_ or not np.issubdtype(boxes.dtype, np.integer):
+        raise TypeError(f"boxes must hold integer pixel indices, got dtype {boxes.dtype}")
+    if boxes.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (M, 4) (x0, y0, x1, y1), got shape {boxes.shape}")
+    width, height = _check_width_height("image_size", image_size)
+    new_width, new_height = _check_width_height("map_size", map_size)
+    x0, y0, x1, y1 = boxes.T
+    bad = (x0 < 0) | (y0 < 0) | (x1 < x0) | (y1 < y0) | (x1 >= width) | (y1 >= height)
+    if bad.any():
+        raise ValueError(
+            f"boxes must lie inside the {width}x{height} (width x height) image with x0 <= x1 and y0 <= y1, got "
+            f"{boxes[int(np.argmax(bad))].tolist()}"
+        )
     scale = np.array([new_width, new_height, new_width, new_height], dtype=np.float64)
     size = np.array([width, height, width, height], dtype=np.float64)
     return np.trunc(np.asarray(boxes, dtype=np.float64) * scale / size).astype(np.int64)
 
 
 def _read_mask(path: Path, size: Tuple[int, int]) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"mask {path} does not exist" + (" (it is a folder)" if path.exists() else ""))
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if image is None:
-        raise FileNotFoundError(f"mask {path} is missing or not an image")
+        raise ValueError(f"mask {path} is not an image OpenCV can read (truncated, or another format)")
     # The reference's load_mask_image: float32, nearest-neighbour resize to (width, height), then > 0.5.
     height, width = size
     return cv2.resize(np.float32(image), (width, height), interpolation=cv2.INTER_NEAREST) > 0.5
 
 
 def load_mask(
-    mask_root: PathLike, mask_paths: Tuple[str, ...], ignore_path: str, size: Tuple[int, int]
+    mask_root: PathLike, mask_paths: Sequence[str], ignore_path: str, size: Tuple[int, int]
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Ground-truth foreground and ignore region of one image at the map's ``size = (H, W)``.
 
@@ -226,8 +283,19 @@ def load_mask(
         ``(foreground, ignore)``, bool ``(H, W)`` arrays; ``ignore`` excludes the foreground.
 
     Raises:
-        FileNotFoundError: a mask file is missing or is not an image.
+        TypeError: an argument has the wrong type (``mask_paths`` a single string, say).
+        ValueError: ``size`` is not two positive ints, ``mask_paths`` is empty, or a mask file is not an image.
+        FileNotFoundError: a mask file is missing.
     """
+    if not isinstance(mask_root, (str, os.PathLike)):
+        raise TypeError(f"mask_root must be a path (str or os.PathLike), got {type(mask_root).__name__} {mask_root!r}")
+    if not isinstance(mask_paths, (tuple, list)) or not all(isinstance(path, str) for path in mask_paths):
+        raise TypeError(f"mask_paths must be a tuple of str (relative mask paths), got {mask_paths!r}")
+    if not mask_paths:
+        raise ValueError("mask_paths must name at least one mask file (an image's instance masks), got none")
+    if not isinstance(ignore_path, str):
+        raise TypeError(f"ignore_path must be a str (\"\" for none), got {type(ignore_path).__name__} {ignore_path!r}")
+    size = check_size("size", size)
     root = Path(mask_root)
     foreground = np.zeros(size, dtype=bool)
     for mask_path in mask_paths:

@@ -22,6 +22,9 @@ __all__ = ["IGNORE_INDEX", "MeanIoU", "MeanIoUResult", "mean_iou"]
 
 #: Label of pixels without ground truth (object boundaries in PASCAL VOC and LID).
 IGNORE_INDEX = 255
+# The state is a C x C int64 matrix (and an update counts C * C pairs): 4096 classes take 134 MB each, more than
+# any segmentation benchmark needs (ADE20K-full has 3,688), where a mistyped count would ask for terabytes.
+MAX_CLASSES = 4096
 
 
 @dataclass(frozen=True)
@@ -64,20 +67,23 @@ class MeanIoU(Metric):
     State: an int64 ``(C, C)`` confusion matrix, rows ground truth, columns prediction.
 
     Args:
-        num_classes: ``C``, including the background class 0 (LID/VOC: 21).
+        num_classes: ``C`` in ``[1, 4096]``, including the background class 0 (LID/VOC: 21).
         ignore_index: ground-truth label excluded from the evaluation (default 255); ``None``: every label
             must be a class.
     """
 
     def __init__(self, num_classes: int, ignore_index: Optional[int] = IGNORE_INDEX) -> None:
         super().__init__()
-        self.num_classes = check_int("num_classes", num_classes, 1)
+        self.num_classes = check_int("num_classes", num_classes, 1, MAX_CLASSES)
         self.ignore_index = None if ignore_index is None else check_int("ignore_index", ignore_index, 0)
         if self.ignore_index is not None and self.ignore_index < self.num_classes:
             raise ValueError(
                 f"ignore_index must not be a class index (num_classes={num_classes}), got {ignore_index}"
             )
         self._add_state("confusion", torch.zeros(num_classes, num_classes, dtype=torch.int64))
+
+    def _settings(self) -> Dict[str, object]:
+        return {"num_classes": self.num_classes, "ignore_index": self.ignore_index}
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, ignore_index={self.ignore_index}"
