@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple, Union
 
@@ -38,7 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._validation import check_finite, check_in_range, check_int, check_number
+from ._validation import atomic_write, check_finite, check_in_range, check_int, check_number, check_output_path
 
 __all__ = [
     "COLORMAPS",
@@ -61,6 +62,8 @@ Color = Tuple[int, int, int]
 PREDICTED_COLOR: Color = (0, 255, 0)
 #: Colour of ground-truth boxes (RGB red).
 GROUND_TRUTH_COLOR: Color = (255, 0, 0)
+# OpenCV's default limit on the pixels of an image file (CV_IO_MAX_IMAGE_PIXELS): a larger grid could not be saved.
+MAX_GRID_PIXELS = 2**30
 
 
 def _opencv_colormaps() -> Dict[str, int]:
@@ -118,6 +121,7 @@ def to_rgb_uint8(image: ImageLike, name: str = "image") -> np.ndarray:
         return np.ascontiguousarray(image)
     if not np.issubdtype(image.dtype, np.floating):
         raise TypeError(f"{name} must be uint8 in [0, 255] or floating point in [0, 1], got dtype {image.dtype}")
+    image = _torch_float(image)
     check_finite(name, torch.from_numpy(np.ascontiguousarray(image)))
     if image.min() < 0 or image.max() > 1:
         raise ValueError(
@@ -127,11 +131,21 @@ def to_rgb_uint8(image: ImageLike, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(np.round(image.astype(np.float64) * 255).astype(np.uint8))
 
 
+def _torch_float(array: np.ndarray) -> np.ndarray:
+    """A floating point array in a dtype torch can wrap: long double (which torch lacks) becomes float64, exact
+    enough for values in ``[0, 1]``."""
+    return array if array.dtype in (np.float16, np.float32, np.float64) else array.astype(np.float64)
+
+
 def _colormap_code(colormap: Union[str, int]) -> int:
     if isinstance(colormap, str) and colormap.lower() in COLORMAPS:
         return COLORMAPS[colormap.lower()]
-    if isinstance(colormap, int) and not isinstance(colormap, bool) and colormap in COLORMAPS.values():
-        return colormap
+    if (
+        isinstance(colormap, numbers.Integral)
+        and not isinstance(colormap, (bool, np.bool_))
+        and int(colormap) in COLORMAPS.values()
+    ):
+        return int(colormap)
     raise ValueError(f"colormap must be one of {sorted(COLORMAPS)} or an OpenCV COLORMAP_* code, got {colormap!r}")
 
 
@@ -139,6 +153,10 @@ def _saliency_levels(saliency: ImageLike, shape: Optional[Tuple[int, int]] = Non
     """A ``(H, W)`` map in ``[0, 1]`` as uint8 levels ``round(255 * s)``, after checking it."""
     if not isinstance(saliency, (Tensor, np.ndarray)):
         raise TypeError(f"saliency must be a tensor or numpy array (H, W), got {_describe(saliency)}")
+    if isinstance(saliency, np.ndarray):
+        if not np.issubdtype(saliency.dtype, np.floating):
+            raise TypeError(f"saliency must be floating point in [0, 1], got dtype {saliency.dtype}")
+        saliency = _torch_float(saliency)
     heat = torch.as_tensor(saliency).detach().cpu()
     if heat.dim() != 2 or heat.numel() == 0:
         raise ValueError(f"saliency must have shape (H, W), got {_describe(saliency)}")
@@ -199,7 +217,10 @@ def _check_boxes(name: str, boxes: BoxesLike) -> np.ndarray:
     elif isinstance(boxes, np.ndarray):
         array = boxes
     elif isinstance(boxes, (list, tuple)):
-        array = np.asarray(boxes)
+        try:
+            array = np.asarray(boxes)
+        except ValueError:
+            raise ValueError(f"{name} must be one box (x0, y0, x1, y1) or a list of them, got {boxes!r}") from None
         if array.size == 0:
             array = array.reshape(0, 4).astype(np.int64)
     else:
@@ -208,13 +229,16 @@ def _check_boxes(name: str, boxes: BoxesLike) -> np.ndarray:
         )
     if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
         raise TypeError(
-            f"{name} must hold integer pixel indices (x0, y0, x1, y1), got dtype {array.dtype}; round float boxes "
-            "explicitly"
+            f"{name} must hold integer pixel indices (x0, y0, x1, y1) that fit in int64, got dtype {array.dtype}; "
+            "round float boxes explicitly"
         )
     if array.ndim == 1:
         array = array[None]
     if array.ndim != 2 or array.shape[1] != 4:
         raise ValueError(f"{name} must have shape (4,) or (M, 4), got shape {array.shape}")
+    if array.dtype == np.uint64:
+        # Beyond int64 is beyond any image: drawing clips there anyway, and a plain cast would wrap to negative.
+        array = np.minimum(array, np.iinfo(np.int64).max)
     array = array.astype(np.int64)
     is_box = (array != -1).any(axis=1)
     bad = is_box & ((array[:, 2] < array[:, 0]) | (array[:, 3] < array[:, 1]) | (array < 0).any(axis=1))
@@ -226,13 +250,13 @@ def _check_boxes(name: str, boxes: BoxesLike) -> np.ndarray:
     return array
 
 
-def _check_color(color: object) -> Color:
+def _check_color(name: str, color: object) -> Color:
     if (
         not isinstance(color, (tuple, list))
         or len(color) != 3
         or not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c <= 255 for c in color)
     ):
-        raise ValueError(f"color must be an (R, G, B) triple of ints in [0, 255], got {color!r}")
+        raise ValueError(f"{name} must be an (R, G, B) triple of ints in [0, 255], got {color!r}")
     return (int(color[0]), int(color[1]), int(color[2]))
 
 
@@ -241,13 +265,15 @@ def draw_boxes(
 ) -> np.ndarray:
     """Draw box outlines on a copy of an image.
 
-    The outline covers the box's own border pixels (and grows inward with ``thickness``): the first and last
-    column and row of an inclusive box are coloured, nothing outside it.
+    The outline covers the box's own border pixels (and grows inward with ``thickness``): a pixel of the box is
+    coloured when it lies within ``thickness`` of the box's first or last column or row, nothing outside the box.
 
     Args:
         image: RGB or grayscale image, see :func:`to_rgb_uint8`; not modified.
-        boxes: one box ``(4,)`` or ``(M, 4)`` integer ``(x0, y0, x1, y1)``, inclusive (tensor, numpy or nested
-            lists); rows equal to ``(-1, -1, -1, -1)`` are skipped. Parts outside the image are clipped.
+        boxes: one box ``(4,)`` or ``(M, 4)`` integer ``(x0, y0, x1, y1)``, inclusive, ``0 <= x0 <= x1`` and
+            ``0 <= y0 <= y1`` (tensor, numpy or nested lists); rows equal to ``(-1, -1, -1, -1)`` are skipped.
+            A box may reach beyond the image (any int64 coordinates): only the part of its outline inside the
+            image is drawn.
         color: ``(R, G, B)`` ints in ``[0, 255]``; default :data:`PREDICTED_COLOR` (green).
         thickness: outline width in pixels, at least 1; default 2.
 
@@ -256,19 +282,23 @@ def draw_boxes(
     """
     canvas = to_rgb_uint8(image).copy()
     box_array = _check_boxes("boxes", boxes)
-    color = _check_color(color)
+    color = _check_color("color", color)
     thickness = check_int("thickness", thickness, 1)
-    for x0, y0, x1, y1 in box_array:
+    height, width = canvas.shape[:2]
+    for x0, y0, x1, y1 in box_array.tolist():  # Python ints: x1 - thickness cannot overflow
         if x0 == -1 and y0 == -1 and x1 == -1 and y1 == -1:
             continue
-        # Nested one-pixel rectangles, outer first: OpenCV's thick lines are centred on the path and would
-        # spill half their width outside the box.
-        for inset in range(thickness):
-            if x0 + inset > x1 - inset or y0 + inset > y1 - inset:
-                break
-            cv2.rectangle(
-                canvas, (int(x0 + inset), int(y0 + inset)), (int(x1 - inset), int(y1 - inset)), color, 1
-            )
+        # Four bands of the outline, each clipped to the image by slicing; OpenCV's rectangle would centre thick
+        # lines on the path (spilling outside the box) and cannot take coordinates beyond int32.
+        bands = (
+            (y0, min(y1, y0 + thickness - 1), x0, x1),  # top rows
+            (max(y0, y1 - thickness + 1), y1, x0, x1),  # bottom rows
+            (y0, y1, x0, min(x1, x0 + thickness - 1)),  # left columns
+            (y0, y1, max(x0, x1 - thickness + 1), x1),  # right columns
+        )
+        for top, bottom, left, right in bands:
+            top, left = min(top, height), min(left, width)  # start beyond the image: an empty slice
+            canvas[top : min(bottom, height - 1) + 1, left : min(right, width - 1) + 1] = color
     return canvas
 
 
@@ -296,6 +326,11 @@ def draw_localization(
     Returns:
         ``(H, W, 3)`` uint8 RGB.
     """
+    # Every argument is checked even where it is unused (no saliency, no boxes), so that a bad one never passes
+    # silently in one call and fails in the next.
+    check_number("alpha", alpha, 0.0, 1.0)
+    _colormap_code(colormap)
+    check_int("thickness", thickness, 1)
     picture = to_rgb_uint8(image) if saliency is None else overlay(image, saliency, alpha, colormap)
     if ground_truth is not None:
         picture = draw_boxes(picture, ground_truth, GROUND_TRUTH_COLOR, thickness)
@@ -319,6 +354,8 @@ def image_grid(
         padding: pixels between tiles and around the grid, at least 0; default 2.
         background: ``(R, G, B)`` colour of the padding and of empty cells; default white.
 
+    The grid may have at most ``2**30`` pixels, what OpenCV writes to an image file.
+
     Returns:
         ``(rows * H + (rows + 1) * padding, columns * W + (columns + 1) * padding, 3)`` uint8 RGB, with
         ``rows = ceil(N / columns)``.
@@ -339,9 +376,16 @@ def image_grid(
             )
     columns = len(tiles) if columns is None else check_int("columns", columns, 1)
     padding = check_int("padding", padding, 0)
-    background = _check_color(background)
+    background = _check_color("background", background)
     rows = -(-len(tiles) // columns)
-    grid = np.empty((rows * height + (rows + 1) * padding, columns * width + (columns + 1) * padding, 3), np.uint8)
+    grid_height = rows * height + (rows + 1) * padding
+    grid_width = columns * width + (columns + 1) * padding
+    if grid_height * grid_width > MAX_GRID_PIXELS:
+        raise ValueError(
+            f"the grid would be {grid_height} x {grid_width} pixels, more than the {MAX_GRID_PIXELS} that OpenCV "
+            f"writes to a file; lower columns ({columns}) or padding ({padding})"
+        )
+    grid = np.empty((grid_height, grid_width, 3), np.uint8)
     grid[...] = background
     for index, tile in enumerate(tiles):
         top = padding + (index // columns) * (height + padding)
@@ -353,6 +397,9 @@ def image_grid(
 def save_image(path: Union[str, Path], image: ImageLike) -> Path:
     """Write an image to a file, PNG or another format OpenCV knows by the suffix; parent folders are created.
 
+    Everything is checked before anything is created, and the file is written atomically (a temporary file
+    renamed over ``path``): a failure leaves no new folder, no partial file, and an existing file unchanged.
+
     Args:
         path: the file to write; its suffix chooses the format (``.png``, ``.jpg``, ...).
         image: RGB or grayscale image, see :func:`to_rgb_uint8`.
@@ -361,14 +408,19 @@ def save_image(path: Union[str, Path], image: ImageLike) -> Path:
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        ValueError: OpenCV has no writer for the suffix.
-        OSError: the file could not be written.
+        TypeError: ``path`` is not a ``str`` or ``os.PathLike``, or ``image`` is not an image (see
+            :func:`to_rgb_uint8`).
+        ValueError: OpenCV has no writer for the suffix, or ``image`` has a bad shape or values.
+        OSError: the file cannot be written there (an existing folder, a file where a folder should be, no write
+            permission, a full disk).
     """
-    path = Path(path)
-    rgb = to_rgb_uint8(image)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_output_path("path", path)
     if not cv2.haveImageWriter(str(path)):
         raise ValueError(f"path must end with an image suffix OpenCV can write (.png, .jpg, ...), got {path.name!r}")
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write image to {path}")
+    rgb = to_rgb_uint8(image)
+    encoded, data = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not encoded:
+        raise OSError(f"OpenCV could not encode the image as {path.suffix} for {path}")
+    with atomic_write(path) as stream:
+        stream.write(data.tobytes())
     return path
