@@ -38,6 +38,8 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from ._validation import check_finite, check_tensor
+
 __all__ = ["FeatureSource", "resolve_feature_source", "classifier_weight", "FeatureCapture"]
 
 Classifier = Union[nn.Module, Tensor]
@@ -114,6 +116,13 @@ def resolve_feature_source(
     else:
         classifier_module = _find_classifier(model, names)
         classifier = classifier_module
+
+    weight = classifier_weight(classifier)
+    label = "classifier" if classifier_module is None else f"the weight of classifier {names.get(id(classifier_module), '')}".rstrip()
+    check_tensor(label, weight, (2, 4), shape_hint="(K, C) or (K, C, 1, 1)")
+    if weight.dim() == 4 and weight.shape[2:] != (1, 1):
+        raise ValueError(f"{label} must have shape (K, C, 1, 1) for a conv classifier, got {tuple(weight.shape)}")
+    check_finite(label, weight.detach())
 
     if explicit is not None:
         return explicit, classifier
