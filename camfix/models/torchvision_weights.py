@@ -13,7 +13,8 @@ from typing import List, NamedTuple
 
 from torch import nn
 
-from camfix.models.checkpoint import Checkpoint, read_state_dict
+from camfix._validation import check_bool
+from camfix.models.checkpoint import Checkpoint, listing, read_state_dict
 
 __all__ = ["LoadResult", "load_torchvision_resnet"]
 
@@ -34,11 +35,6 @@ def _is_se_key(key: str) -> bool:
     return ".se." in key
 
 
-def _listing(keys: List[str], limit: int = 6) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
-
-
 def load_torchvision_resnet(
     model: nn.Module, checkpoint: Checkpoint, load_classifier: bool = True
 ) -> LoadResult:
@@ -57,12 +53,15 @@ def load_torchvision_resnet(
         are also logged as a warning.
 
     Raises:
-        TypeError: ``checkpoint`` is not a state_dict or a path to one.
-        ValueError: the checkpoint has keys the model lacks, lacks trunk keys the model has, or a shape differs
-            (another depth, or another class count with ``load_classifier=True``).
+        TypeError: ``checkpoint`` is not a state_dict or a path to one, or ``load_classifier`` is not a bool.
+        FileNotFoundError: the checkpoint file does not exist.
+        ValueError: the checkpoint file cannot be loaded (see :func:`camfix.models.read_checkpoint`), has keys
+            the model lacks, lacks trunk keys the model has, or a shape differs (another depth, or another class
+            count with ``load_classifier=True``).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module (a camfix.models.ResNet), got {type(model).__name__}")
+    load_classifier = check_bool("load_classifier", load_classifier)
     state_dict = read_state_dict(checkpoint)
     if not load_classifier:
         for key in CLASSIFIER_KEYS:
@@ -72,7 +71,7 @@ def load_torchvision_resnet(
     unexpected = [key for key in state_dict if key not in expected]
     if unexpected:
         raise ValueError(
-            f"checkpoint has keys that the model lacks: {_listing(unexpected)}; "
+            f"checkpoint has keys that the model lacks: {listing(unexpected)}; "
             "it is not a torchvision ResNet state_dict of this depth"
         )
     mismatched = [
@@ -82,17 +81,17 @@ def load_torchvision_resnet(
     ]
     if mismatched:
         hint = " (pass load_classifier=False to train a new fc)" if any(m.startswith("fc.") for m in mismatched) else ""
-        raise ValueError(f"checkpoint shapes differ from the model's: {_listing(mismatched)}{hint}")
+        raise ValueError(f"checkpoint shapes differ from the model's: {listing(mismatched)}{hint}")
     allowed_missing = set(CLASSIFIER_KEYS) if not load_classifier else set()
     missing_trunk = [key for key in expected if key not in state_dict and not _is_se_key(key) and key not in allowed_missing]
     if missing_trunk:
-        raise ValueError(f"checkpoint lacks trunk keys that the model has: {_listing(missing_trunk)}")
+        raise ValueError(f"checkpoint lacks trunk keys that the model has: {listing(missing_trunk)}")
 
     result = model.load_state_dict(state_dict, strict=False)
     if result.missing_keys:
         logger.warning(
             "%d keys are not in the torchvision checkpoint and keep their initialisation: %s",
             len(result.missing_keys),
-            _listing(result.missing_keys),
+            listing(result.missing_keys),
         )
     return LoadResult(list(result.missing_keys), list(result.unexpected_keys))
