@@ -60,6 +60,35 @@ def check_tensor(
     return value
 
 
+def check_batch_or_single(
+    name: str, value: object, item_ndim: int, *, item_hint: str, floating: bool = True, allow_empty_batch: bool = False
+) -> Tuple[torch.Tensor, bool]:
+    """Check a batch ``(N, *item)`` or a single item ``item`` (``item_ndim`` dims, e.g. ``item_hint="(H, W)"``).
+
+    Returns the batch (a single item gets a leading dimension of 1, a view) and whether ``value`` was a single
+    item, so the caller can drop that dimension from its result. The item's own dimensions must be non-empty;
+    with ``allow_empty_batch`` a batch of ``N = 0`` items passes.
+    """
+    batch_hint = f"(N, {item_hint[1:]}"
+    tensor = check_tensor(
+        name, value, (item_ndim + 1, item_ndim), shape_hint=f"{batch_hint} or {item_hint}", floating=floating,
+        allow_empty=True,
+    )
+    single = tensor.dim() == item_ndim
+    batch = tensor.unsqueeze(0) if single else tensor
+    check_spatial_nonempty(name, tensor)
+    if batch.shape[0] == 0 and not allow_empty_batch:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(tensor.shape)}")
+    return batch, single
+
+
+def check_spatial_nonempty(name: str, value: torch.Tensor) -> None:
+    """Reject a map ``(..., H, W)`` with ``H = 0`` or ``W = 0`` (an empty batch of maps passes): a map with no
+    pixel has no minimum, maximum, percentile or box."""
+    if 0 in value.shape[-2:]:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(value.shape)}")
+
+
 def check_finite(name: str, value: torch.Tensor) -> None:
     """Reject NaN and infinite entries: they have no meaningful place in a map, a threshold or a box."""
     if not value.is_floating_point() or value.numel() == 0:

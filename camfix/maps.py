@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._validation import check_classes, check_finite, check_size, check_tensor
+from ._validation import check_classes, check_finite, check_size, check_spatial_nonempty, check_tensor
 
 __all__ = ["cam", "resize_maps", "normalize_maps"]
 
@@ -43,6 +43,11 @@ def cam(
     Returns:
         Maps of shape ``(N, K, h, w)``, or ``(N, h, w)`` when ``classes`` is given; float32 (float64 if either
         input is float64), on the device of ``features``. Unnormalised: see :func:`normalize_maps`.
+
+    For one image, pass its features as a batch of one, ``features[None]`` of shape ``(1, C, h, w)`` (a
+    ``(C, h, w)`` tensor is rejected rather than guessed at), and take ``[0]`` of the result: ``cam(f[None],
+    w, classes=[k])[0]`` is the ``(h, w)`` map of class ``k``, which :func:`resize_maps`,
+    :func:`normalize_maps` and the threshold functions accept as it is.
     """
     check_tensor("features", features, 4, shape_hint="(N, C, h, w)")
     check_tensor("fc_weight", fc_weight, (2, 4), shape_hint="(K, C) or (K, C, 1, 1)")
@@ -79,45 +84,93 @@ def cam(
 def resize_maps(
     maps: Tensor, size: Union[Tuple[int, int], Sequence[int]], mode: str = "bicubic"
 ) -> Tensor:
-    """Resize maps to the image size ``(H, W)``.
+    """Resize maps, or one map, to the image size ``(H, W)``.
 
     ``bicubic`` (the default) follows the reference WSOL evaluator, which resizes with OpenCV's ``INTER_CUBIC``;
     both use the cubic kernel with ``a = -0.75`` and half-pixel centres (``align_corners=False``). Bicubic
     overshoots slightly around peaks, which :func:`normalize_maps` absorbs.
 
+    Resizing a constant map adds float noise (a few units of the dtype's epsilon, see :func:`normalize_maps`),
+    which :func:`normalize_maps` recognises, so the map still normalises to zeros.
+
     Args:
-        maps: ``(N, h, w)`` or ``(N, K, h, w)``, floating point.
+        maps: ``(N, h, w)``, ``(N, K, h, w)`` or one map ``(h, w)``, floating point; ``h, w >= 1``.
         size: output ``(H, W)``.
         mode: ``"bicubic"`` or ``"bilinear"``.
 
     Returns:
-        Maps of shape ``(N, H, W)`` or ``(N, K, H, W)``, same dtype and device.
+        Maps of shape ``(N, H, W)``, ``(N, K, H, W)`` or ``(H, W)``, same dtype and device (``maps`` itself when
+        it already has the size).
     """
-    check_tensor("maps", maps, (3, 4), shape_hint="(N, h, w) or (N, K, h, w)", allow_empty=True)
+    check_tensor("maps", maps, (2, 3, 4), shape_hint="(N, h, w), (N, K, h, w) or (h, w)", allow_empty=True)
+    check_spatial_nonempty("maps", maps)
     size = check_size("size", size)
     if mode not in INTERPOLATION_MODES:
         raise ValueError(f"mode must be one of {INTERPOLATION_MODES}, got {mode!r}")
     if maps.shape[-2:] == size:
         return maps
-    batched = maps if maps.dim() == 4 else maps.unsqueeze(1)
-    resized = F.interpolate(batched, size=size, mode=mode, align_corners=False)
-    return resized if maps.dim() == 4 else resized.squeeze(1)
+    # F.interpolate takes (N, C, h, w): a batch of maps is N one-channel images (N = 0 allowed), one map a single
+    # one-channel image.
+    four_dims = {4: maps, 3: maps.unsqueeze(1), 2: maps[None, None]}[maps.dim()]
+    resized = F.interpolate(four_dims, size=size, mode=mode, align_corners=False)
+    return resized if maps.dim() == 4 else resized.reshape(maps.shape[:-2] + size)
 
 
 def normalize_maps(maps: Tensor) -> Tensor:
-    """Min-max normalise each map over its last two dimensions to ``[0, 1]``.
+    """Min-max normalise each map over its last two dimensions to ``[0, 1]``: ``(map - min) / (max - min)``.
 
-    A constant map becomes all zeros (as in the reference evaluator), never NaN.
+    A constant map becomes all zeros (as in the reference evaluator), never NaN; so does a map that is constant
+    up to float noise, ``max - min <= tol * max(|min|, |max|)`` with ``tol = max(4 eps(dtype), 128 eps(float32))``
+    (1.5e-5 for float32 and float64, 3.9e-3 for float16, 3.1e-2 for bfloat16). A constant resized with bicubic
+    interpolation, such as the map of a 1x1 feature map at image size, carries a few eps of rounding noise that
+    min-max normalisation would otherwise stretch to a full ``[0, 1]`` map. The threshold functions of
+    :mod:`camfix.thresholds` apply the same rule, so such a map has an empty mask and no box.
 
     Args:
-        maps: ``(..., H, W)``, floating point, finite.
+        maps: ``(..., H, W)`` (one map ``(H, W)``, a batch ``(N, H, W)``, ...), floating point, finite.
 
     Returns:
-        Maps of the same shape, dtype and device, with values in ``[0, 1]``.
+        Maps of the same shape, dtype and device, with values in ``[0, 1]`` (0 at the minimum, 1 at the maximum,
+        all 0 for a constant map).
     """
     check_tensor("maps", maps, range(2, 9), shape_hint="(..., H, W)", allow_empty=True)
+    check_spatial_nonempty("maps", maps)
     check_finite("maps", maps)
-    # Halves first: max - min of a finite map can overflow the dtype (float16 [-6e4, 6e4]), max/2 - min/2 cannot.
-    half_low = maps.amin(dim=(-2, -1), keepdim=True) / 2
-    half_span = maps.amax(dim=(-2, -1), keepdim=True) / 2 - half_low
-    return torch.where(half_span > 0, (maps / 2 - half_low) / torch.where(half_span > 0, half_span, 1), 0)
+    low = maps.amin(dim=(-2, -1), keepdim=True)
+    high = maps.amax(dim=(-2, -1), keepdim=True)
+    constant = _is_constant(low, high)
+    # Halves: max - min of a finite map can overflow the dtype (float16 [-6e4, 6e4]), max/2 - min/2 cannot.
+    half_low = low / 2
+    half_span = torch.where(constant, 1, high / 2 - half_low)
+    return torch.where(constant, 0, (maps / 2 - half_low) / half_span)
+
+
+def _constant_tolerance(dtype: torch.dtype) -> float:
+    """Relative range ``(max - min) / max(|min|, |max|)`` at or below which a map of ``dtype`` counts as
+    constant: ``max(4 eps(dtype), 128 eps(float32))``."""
+    # A map that is constant in exact arithmetic leaves a resize with rounding noise, which min-max normalisation
+    # would stretch to a full [0, 1] map whose "object" is that noise. Measured on constants from 1e-8 to 1e8
+    # resized from 1x1..56x56 to sizes up to 512 (torch 2.13, CPU): float32 and float64 bicubic up to 24.5 and
+    # 26.8 eps of the dtype (16 taps, kernel weights of both signs), bilinear up to 3.5 eps; float16 and bfloat16
+    # are interpolated in float32 and rounded once, up to 2.1 eps of their own. OpenCV's float32 INTER_CUBIC and
+    # INTER_LINEAR: up to 4.7 eps; its float64 INTER_LINEAR computes in float32 (3.6 float32 eps). 128 float32 eps
+    # (1.5e-5) is 5x the worst float32 noise; float64 gets the same floor because its maps are often float32 maps
+    # cast up (saved score maps, that OpenCV path). Real maps have far larger ranges: 1e-3 of the magnitude, which
+    # the tests check still normalises, is 65x above. 4 eps covers the one rounding of float16 and bfloat16.
+    return max(4 * torch.finfo(dtype).eps, 128 * torch.finfo(torch.float32).eps)
+
+
+def _is_constant(low: Tensor, high: Tensor) -> Tensor:
+    """Which maps are constant up to float noise (see :func:`normalize_maps`), from their minima and maxima.
+
+    Args:
+        low: each map's minimum, any shape, floating point, finite.
+        high: each map's maximum, the shape and dtype of ``low``.
+
+    Returns:
+        Bool tensor of the shape of ``low``: ``max - min <= _constant_tolerance(dtype) * max(|min|, |max|)``. An
+        exactly constant map (all-zero included) is constant.
+    """
+    # Halves, as in normalize_maps: high - low could overflow.
+    half_magnitude = torch.maximum(low.abs(), high.abs()) / 2
+    return high / 2 - low / 2 <= _constant_tolerance(low.dtype) * half_magnitude

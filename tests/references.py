@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import List, Tuple
+from typing import Iterable, List, Tuple
 
 import numpy as np
+import torch
 
 Box = Tuple[int, int, int, int]
 
@@ -44,3 +45,12 @@ def component_box(pixels: List[Tuple[int, int]]) -> Box:
     ys = [y for y, _ in pixels]
     xs = [x for _, x in pixels]
     return (min(xs), min(ys), max(xs), max(ys))
+
+
+def reference_is_constant(values: Iterable[float], dtype: torch.dtype) -> bool:
+    """camfix's rule for a map that is constant up to float noise, from its documented definition in float64:
+    max - min <= max(4 eps(dtype), 128 eps(float32)) * max(|min|, |max|)."""
+    ordered = sorted(float(v) for v in values)
+    low, high = ordered[0], ordered[-1]
+    tolerance = max(4 * torch.finfo(dtype).eps, 128 * torch.finfo(torch.float32).eps)
+    return high - low <= tolerance * max(abs(low), abs(high))

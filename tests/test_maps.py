@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from nets import TorchvisionResNet
+from references import reference_is_constant
 
 from camfix import cam, normalize_maps, resize_maps
 
@@ -83,11 +84,12 @@ def reference_resize(map2d: np.ndarray, height: int, width: int, mode: str) -> n
     return out
 
 
-def reference_normalize(map2d: np.ndarray) -> np.ndarray:
-    """(v - min) / (max - min) in float64 loops; a constant map gives zeros."""
+def reference_normalize(map2d: np.ndarray, dtype: torch.dtype = torch.float64) -> np.ndarray:
+    """(v - min) / (max - min) in float64 loops; a map of ``dtype`` that is constant up to float noise gives
+    zeros."""
     values = [float(v) for v in map2d.ravel()]
     low, high = min(values), max(values)
-    if high == low:
+    if reference_is_constant(values, dtype):
         return np.zeros(map2d.shape)
     return np.array([(v - low) / (high - low) for v in values]).reshape(map2d.shape)
 
@@ -213,6 +215,19 @@ def test_cam_layouts_edge_shapes_and_batch_of_one() -> None:
                                reference_cam(single, weight, True, [2]), rtol=1e-5, atol=1e-6)
 
 
+def test_cam_of_one_image_as_documented() -> None:
+    # One image: features as a batch of one, then [0]; the (h, w) map goes through resize and normalise as is.
+    features, weight = torch.randn(3, 4, 2, 3, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+    single = cam(features[1][None], weight, classes=[2])[0]
+    assert single.shape == (2, 3)
+    np.testing.assert_allclose(single.numpy(), reference_cam(features, weight, True)[1, 2], rtol=1e-12, atol=1e-12)
+    resized = resize_maps(single, (5, 7))
+    torch.testing.assert_close(resized, resize_maps(single[None], (5, 7))[0], rtol=0, atol=0)
+    torch.testing.assert_close(normalize_maps(resized), normalize_maps(resized[None])[0], rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"features must have shape \(N, C, h, w\).*got 3 dims"):
+        cam(features[1], weight)
+
+
 @pytest.mark.parametrize("classes", [None, [2, 0]])
 def test_cam_gradcheck(classes: Optional[Sequence[int]]) -> None:
     features = torch.randn(2, 3, 2, 3, dtype=torch.float64, requires_grad=True)
@@ -313,6 +328,17 @@ def test_resize_matches_opencv(mode: str) -> None:
     assert opencv_max_difference(mode) <= OPENCV_TOLERANCE
 
 
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear"])
+@pytest.mark.parametrize("in_h, in_w, out_h, out_w", [(2, 3, 17, 11), (1, 1, 5, 4), (6, 6, 3, 3), (5, 5, 5, 9)])
+def test_resize_one_map_equals_a_batch_of_one(mode: str, in_h: int, in_w: int, out_h: int, out_w: int) -> None:
+    map2d = torch.rand(in_w, in_h, dtype=torch.float64).t()  # non-contiguous
+    resized = resize_maps(map2d, (out_h, out_w), mode=mode)
+    assert resized.shape == (out_h, out_w) and resized.dtype == torch.float64
+    assert torch.equal(resized, resize_maps(map2d[None], (out_h, out_w), mode=mode)[0])
+    np.testing.assert_allclose(resized.numpy(), reference_resize(map2d.numpy(), out_h, out_w, mode), rtol=0,
+                               atol=1e-12)
+
+
 def test_resize_shapes_same_size_and_1x1() -> None:
     maps = torch.rand(2, 3, 4, 5)
     assert resize_maps(maps, (8, 10)).shape == (2, 3, 8, 10)
@@ -346,7 +372,9 @@ def test_resize_dtypes_and_layouts(dtype: torch.dtype) -> None:
         (torch.rand(2, 3, 3), 4, "bicubic", ValueError, "size must be a pair of positive ints"),
         (torch.rand(2, 3, 3), (4.0, 4), "bicubic", ValueError, "size must be a pair of positive ints"),
         (torch.rand(2, 3, 3), (4, 4, 4), "bicubic", ValueError, "size must be a pair of positive ints"),
-        (torch.rand(3, 3), (4, 4), "bicubic", ValueError, r"maps must have shape \(N, h, w\) or \(N, K, h, w\)"),
+        (torch.rand(3), (4, 4), "bicubic", ValueError,
+         r"maps must have shape \(N, h, w\), \(N, K, h, w\) or \(h, w\).*got 1 dims"),
+        (torch.rand(2, 0, 3), (4, 4), "bicubic", ValueError, r"maps must not be empty, got shape \(2, 0, 3\)"),
         (torch.ones(1, 3, 3, dtype=torch.uint8), (4, 4), "bicubic", TypeError, "maps must be a floating point"),
     ],
 )
@@ -374,6 +402,15 @@ def test_normalize_matches_reference(maps: np.ndarray) -> None:
     assert float(result.min()) >= 0.0 and float(result.max()) <= 1.0
 
 
+@given(maps=normalize_inputs)
+def test_normalize_one_map_equals_a_batch_of_one(maps: np.ndarray) -> None:
+    single = torch.from_numpy(maps.reshape(-1, *maps.shape[-2:])[0])
+    result = normalize_maps(single)
+    assert result.shape == single.shape
+    assert torch.equal(result, normalize_maps(single[None])[0])
+    np.testing.assert_allclose(result.numpy(), reference_normalize(single.numpy()), rtol=1e-12, atol=1e-12)
+
+
 def test_normalize_constant_1x1_and_range() -> None:
     maps = torch.randn(3, 6, 7) * 5
     maps[1] = 4.2
@@ -383,6 +420,91 @@ def test_normalize_constant_1x1_and_range() -> None:
         assert result[index].min().item() == 0.0 and result[index].max().item() == 1.0
     assert torch.equal(normalize_maps(torch.tensor([[[3.0]], [[-2.0]]])), torch.zeros(2, 1, 1))
     assert normalize_maps(torch.zeros(0, 3, 3)).shape == (0, 3, 3)
+    assert torch.equal(normalize_maps(torch.tensor([[7.5]])), torch.zeros(1, 1))  # one 1x1 map
+
+
+FLOAT_DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
+
+
+def constant_tolerance(dtype: torch.dtype) -> float:
+    """The documented relative tolerance of normalize_maps: max(4 eps(dtype), 128 eps(float32))."""
+    return max(4 * torch.finfo(dtype).eps, 128 * torch.finfo(torch.float32).eps)
+
+
+def relative_range(maps: torch.Tensor) -> torch.Tensor:
+    """(max - min) / max(|min|, |max|) of each map (N, H, W), in float64."""
+    low, high = maps.double().amin(dim=(1, 2)), maps.double().amax(dim=(1, 2))
+    return (high - low) / torch.maximum(low.abs(), high.abs())
+
+
+# Constants across magnitudes (float16 keeps the ones it can hold); upsampled from the sizes of CNN feature maps.
+RESIZED_CONSTANTS = [1.0, 0.3, 2.2325754, 7.7, 1e-3, 123.456, -2.5, 1e-20, 1e20]
+CONSTANT_RESIZE_CASES = [((1, 1), (512, 384)), ((1, 1), (37, 29)), ((2, 3), (224, 224)), ((7, 7), (333, 500)),
+                         ((14, 14), (224, 224))]
+
+
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear"])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_resized_constants_normalise_to_zeros(mode: str, dtype: torch.dtype) -> None:
+    """The noise that resizing adds to a constant stays well inside the tolerance, the margin its comment claims:
+    a quarter of it for float32 and float64 (measured up to 27 eps), 3 eps of their own for float16/bfloat16."""
+    constants = torch.tensor([c for c in RESIZED_CONSTANTS if abs(c) < torch.finfo(dtype).max], dtype=dtype)
+    noisy = 0
+    for (in_h, in_w), size in CONSTANT_RESIZE_CASES:
+        resized = resize_maps(constants[:, None, None].expand(-1, in_h, in_w), size, mode=mode)
+        noise = relative_range(resized[constants != 0])
+        noisy += int((noise > 0).sum())
+        bound = 3 * torch.finfo(dtype).eps if dtype.itemsize == 2 else constant_tolerance(dtype) / 4
+        assert float(noise.max()) <= bound
+        assert torch.equal(normalize_maps(resized), torch.zeros_like(resized))
+    if dtype.itemsize >= 4 and mode == "bicubic":
+        assert noisy > 0  # the noise is really there, else the test would prove nothing
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_normalize_tolerance_boundary(dtype: torch.dtype) -> None:
+    # The tolerance is a power of two for every dtype, so 1 + tolerance * k is exact in the dtype.
+    tolerance = constant_tolerance(dtype)
+    for scale in (1.0, 2.0**-10, 2.0**10):  # normal numbers in every dtype
+        inside = torch.tensor([[1.0, 1.0 + tolerance / 2], [1.0, 1.0]], dtype=torch.float64) * scale
+        outside = torch.tensor([[1.0, 1.0 + 2 * tolerance], [1.0, 1.0]], dtype=torch.float64) * scale
+        assert torch.equal(normalize_maps(inside.to(dtype)), torch.zeros(2, 2, dtype=dtype))
+        assert normalize_maps(outside.to(dtype)).tolist() == [[0.0, 1.0], [0.0, 0.0]]
+        assert normalize_maps(-outside.to(dtype)).tolist() == [[1.0, 0.0], [1.0, 1.0]]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_normalize_keeps_a_small_real_range(dtype: torch.dtype) -> None:
+    # A range of 1e-3 of the magnitude on a large offset is a real map, not noise.
+    base = torch.rand(3, 6, 5, dtype=torch.float64)
+    maps = (1000.0 + base).to(dtype)
+    result = normalize_maps(maps)
+    assert result.amin(dim=(1, 2)).tolist() == [0.0] * 3 and result.amax(dim=(1, 2)).tolist() == [1.0] * 3
+    expected = np.stack([reference_normalize(m, dtype) for m in maps.double().numpy()])
+    np.testing.assert_allclose(result.double().numpy(), expected, rtol=0, atol=1e-3 if dtype == torch.float32
+                               else 1e-12)
+
+
+near_constant_maps = st.tuples(
+    st.sampled_from([torch.float64, torch.float32]),
+    st.floats(-1e3, 1e3).filter(lambda c: abs(c) > 1e-3),
+    st.floats(-9, -2),  # log10 of the relative amplitude of the noise, around the tolerance of 1.5e-5
+    st.integers(0, 2**31 - 1),
+)
+
+
+@given(case=near_constant_maps)
+def test_normalize_near_constant_maps_match_reference(case: tuple) -> None:
+    """A constant plus noise of any amplitude across the tolerance: zeros or [0, 1], as the reference says."""
+    dtype, constant, log_amplitude, seed = case
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.rand(2, 4, 5, generator=generator, dtype=torch.float64)
+    maps = (constant * (1 + 10.0**log_amplitude * noise)).to(dtype)
+    result = normalize_maps(maps)
+    for single, normalised in zip(maps.double().numpy(), result.double().numpy()):
+        expected = reference_normalize(single, dtype)
+        np.testing.assert_allclose(normalised, expected, rtol=0, atol=1e-5 if dtype == torch.float32 else 1e-9)
+        assert (normalised.max() == 0) == reference_is_constant(single.ravel(), dtype)
 
 
 def test_normalize_is_invariant_to_positive_affine_changes() -> None:
@@ -395,7 +517,7 @@ def test_normalize_dtypes_and_layouts(dtype: torch.dtype) -> None:
     maps = torch.randn(2, 3, 5, 4).to(dtype)
     result = normalize_maps(maps)
     assert result.dtype == dtype
-    expected = np.stack([reference_normalize(m) for m in maps.double().numpy().reshape(-1, 5, 4)])
+    expected = np.stack([reference_normalize(m, dtype) for m in maps.double().numpy().reshape(-1, 5, 4)])
     tol = {torch.float16: 2e-3, torch.bfloat16: 1e-2, torch.float32: 1e-6}[dtype]
     np.testing.assert_allclose(result.double().numpy().reshape(-1, 5, 4), expected, rtol=0, atol=tol)
     torch.testing.assert_close(normalize_maps(maps.to(memory_format=torch.channels_last)), result)
@@ -413,6 +535,7 @@ def test_normalize_wide_finite_range(dtype: torch.dtype, big: float) -> None:
     "maps, error, pattern",
     [
         (torch.rand(4), ValueError, r"maps must have shape \(\.\.\., H, W\)"),
+        (torch.zeros(2, 3, 0), ValueError, r"maps must not be empty, got shape \(2, 3, 0\)"),
         (torch.ones(2, 3, dtype=torch.int64), TypeError, "maps must be a floating point tensor"),
         (torch.tensor([[0.5, float("nan")]]), ValueError, "maps must be finite"),
         (torch.tensor([[0.5, float("-inf")]]), ValueError, "maps must be finite"),

@@ -3,8 +3,9 @@ and mask_to_box / percentile_box against a pure-python 8-connected flood fill.""
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import List, Sequence
+from typing import Callable, List, Sequence
 
 import numpy as np
 import pytest
@@ -12,20 +13,21 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from references import Box, component_box, reference_components
+from nets import TimmStyleNet, TorchvisionResNet
+from references import Box, component_box, reference_components, reference_is_constant
 
 import camfix
-
 from camfix import (
     NO_BOX,
     mask_to_box,
     normalize_maps,
     percentile,
     percentile_box,
+    percentile_normalize,
     percentile_threshold,
+    resize_maps,
     threshold_masks,
 )
-
 
 
 def reference_percentile(values: Sequence[float], pct: float) -> float:
@@ -36,6 +38,14 @@ def reference_percentile(values: Sequence[float], pct: float) -> float:
     lower = math.floor(position)
     upper = min(lower + 1, len(ordered) - 1)
     return ordered[lower] + (position - lower) * (ordered[upper] - ordered[lower])
+
+
+def reference_threshold(map2d: np.ndarray, theta: float, pct: float, dtype: torch.dtype = torch.float64) -> float:
+    """PaS threshold theta * percentile_pct; the maximum for a map of ``dtype`` constant up to float noise."""
+    values = map2d.ravel()
+    if reference_is_constant(values, dtype):
+        return float(values.max())
+    return theta * reference_percentile(values, pct)
 
 
 def reference_box(mask: np.ndarray) -> Box:
@@ -122,7 +132,7 @@ def test_threshold_masks_strict_greater_than(maps: np.ndarray, theta: float, pct
     masks = threshold_masks(tensor, theta, pct)
     assert masks.dtype == torch.bool and masks.shape == maps.shape
     for index, single in enumerate(maps):
-        tau = theta * reference_percentile(single.ravel(), pct)
+        tau = reference_threshold(single, theta, pct)
         assert thresholds[index].item() == tau
         assert masks[index].tolist() == [[bool(v > tau) for v in row] for row in single]
 
@@ -148,11 +158,15 @@ def test_all_zero_and_normalised_constant_maps_give_empty_masks() -> None:
         assert percentile_box(maps).tolist() == [list(NO_BOX)] * len(maps)
 
 
-def test_1x1_maps() -> None:
+def test_1x1_maps_are_constant() -> None:
+    # A 1x1 map has no contrast: like a constant map, no foreground at any theta (it normalises to zeros).
     maps = torch.tensor([[[0.7]], [[0.0]]])
-    assert threshold_masks(maps, 0.35, 98).tolist() == [[[True]], [[False]]]
-    assert threshold_masks(maps, 1.0, 98).tolist() == [[[False]], [[False]]]  # 0.7 > 0.7 is false
-    assert percentile_box(maps).tolist() == [[0, 0, 0, 0], list(NO_BOX)]
+    assert torch.equal(percentile_threshold(maps, 0.35, 98), maps.flatten())
+    for theta in (0.0, 0.35, 1.0):
+        assert not threshold_masks(maps, theta, 98).any()
+    assert percentile_box(maps).tolist() == [list(NO_BOX)] * 2
+    assert percentile_box(maps[0]).tolist() == list(NO_BOX)  # one 1x1 map
+    assert torch.equal(percentile_normalize(maps), torch.zeros_like(maps))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
@@ -251,6 +265,120 @@ def test_percentile_box_is_the_box_of_the_threshold_mask(maps: np.ndarray, theta
         assert tuple(box) in largest_component_boxes(mask) or (not mask.any() and tuple(box) == NO_BOX)
 
 
+# ------------------------------------------------------------------------------------------------ one (H, W) map
+
+
+@given(maps=tie_prone_maps, theta=theta_locs, pct=pcts)
+def test_one_map_equals_a_batch_of_one(maps: np.ndarray, theta: float, pct: float) -> None:
+    for single in torch.from_numpy(maps):
+        batch = single[None]
+        value = percentile(single, pct)
+        assert value.shape == () and torch.equal(value, percentile(batch, pct)[0])
+        assert value.item() == pytest.approx(reference_percentile(single.numpy().ravel(), pct), rel=1e-12, abs=1e-12)
+        tau = percentile_threshold(single, theta, pct)
+        assert tau.shape == () and torch.equal(tau, percentile_threshold(batch, theta, pct)[0])
+        assert tau.item() == reference_threshold(single.numpy(), theta, pct)
+        mask = threshold_masks(single, theta, pct)
+        assert mask.shape == single.shape and torch.equal(mask, threshold_masks(batch, theta, pct)[0])
+        assert mask.tolist() == [[bool(v > tau.item()) for v in row] for row in single.tolist()]
+        normalised = percentile_normalize(single, pct)
+        assert normalised.shape == single.shape and torch.equal(normalised, percentile_normalize(batch, pct)[0])
+        box = mask_to_box(mask)
+        assert box.shape == (4,) and box.dtype == torch.int64 and torch.equal(box, mask_to_box(mask[None])[0])
+        assert tuple(box.tolist()) in largest_component_boxes(mask.numpy()) or (
+            not mask.any() and tuple(box.tolist()) == NO_BOX
+        )
+        assert torch.equal(percentile_box(single, theta, pct), box)
+        assert torch.equal(percentile_box(cam=single, theta=theta, pct=pct), box)
+
+
+def test_one_map_non_contiguous_and_low_precision() -> None:
+    single = normalize_maps(torch.rand(9, 7) ** 3).t()
+    assert not single.is_contiguous()
+    assert torch.equal(percentile_box(single), percentile_box(single.contiguous()[None])[0])
+    for dtype in (torch.float16, torch.bfloat16):
+        low = single.to(dtype)
+        assert percentile_threshold(low).dtype == dtype and percentile_threshold(low).shape == ()
+        assert torch.equal(threshold_masks(low), threshold_masks(low[None])[0])
+
+
+def test_percentile_box_signature() -> None:
+    assert list(inspect.signature(percentile_box).parameters) == ["cam", "theta", "pct"]
+
+
+# ------------------------------------------------------------------------------ maps constant up to float noise
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear"])
+def test_resized_constant_maps_give_no_box(dtype: torch.dtype, mode: str) -> None:
+    """The map of a constant or 1x1 feature map, resized: noise of a few eps, no box, normalised or not."""
+    constants = torch.tensor([0.0, 0.3, 1.0, 2.2325754, 7.7, 123.456], dtype=dtype)
+    for in_size, size in (((1, 1), (224, 224)), ((2, 3), (64, 48)), ((7, 7), (100, 77))):
+        resized = resize_maps(constants[:, None, None].expand(-1, *in_size), size, mode=mode)
+        for maps in (resized, normalize_maps(resized)):
+            assert torch.equal(percentile_threshold(maps), maps.amax(dim=(1, 2)))
+            for theta in (0.0, 0.35):
+                assert not threshold_masks(maps, theta).any()
+            assert percentile_box(maps).tolist() == [list(NO_BOX)] * len(constants)
+            assert torch.equal(percentile_normalize(maps), torch.zeros_like(maps))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_small_real_range_still_gives_boxes(dtype: torch.dtype) -> None:
+    # A range of 1e-3 of the magnitude is a real map: PaS as usual, unnormalised (offset 1000) or normalised.
+    cam = torch.full((1, 20, 20), 1000.0, dtype=dtype)
+    cam[0, 5:15, 3:13] += 1.0
+    assert percentile_box(cam, theta=0.9995, pct=100).tolist() == [[3, 5, 12, 14]]
+    assert percentile_box(normalize_maps(cam)).tolist() == [[3, 5, 12, 14]]
+
+
+near_constant_cases = st.tuples(
+    st.sampled_from([torch.float64, torch.float32, torch.float16, torch.bfloat16]),
+    st.floats(1e-3, 1e3),
+    st.floats(-9, -1),  # log10 of the relative amplitude of the noise, across every dtype's tolerance
+    st.integers(0, 2**31 - 1),
+    theta_locs.filter(lambda theta: theta < 1),
+)
+
+
+@given(case=near_constant_cases)
+def test_threshold_path_agrees_with_normalize_maps(case: tuple) -> None:
+    """A map has foreground (theta < 1) exactly when it does not normalise to zeros: one rule for both."""
+    dtype, constant, log_amplitude, seed, theta = case
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.rand(2, 5, 6, generator=generator, dtype=torch.float64)
+    maps = (constant * (1 + 10.0**log_amplitude * noise)).to(dtype)
+    has_foreground = threshold_masks(maps, theta).any(dim=(1, 2))
+    assert has_foreground.tolist() == normalize_maps(maps).any(dim=(1, 2)).tolist()
+    assert has_foreground.tolist() == [not reference_is_constant(m.ravel(), dtype) for m in maps.double().numpy()]
+    has_box = percentile_box(maps, theta) != torch.tensor(NO_BOX)
+    assert has_box.all(dim=1).tolist() == has_foreground.tolist()
+
+
+@pytest.mark.parametrize("make_model, image_size", [(TorchvisionResNet, (32, 32)), (TorchvisionResNet, (17, 29)),
+                                                    (TimmStyleNet, (4, 3))])
+@pytest.mark.parametrize("interpolation", ["bicubic", "bilinear"])
+def test_localize_with_1x1_feature_maps_gives_no_box(
+    make_model: Callable[[], torch.nn.Module], image_size: tuple, interpolation: str
+) -> None:
+    # ResNet features are 1/32 of the image, TimmStyleNet's 1/4 (rounded up): 1x1 here. Resized to the image the
+    # one value picks up noise that a plain min-max normalisation stretches to a full-image box.
+    model = make_model()
+    images = torch.randn(2, 3, *image_size)
+    for size in (None, (224, 224)):
+        result = camfix.localize(model, images, image_size=size, interpolation=interpolation)
+        assert torch.equal(result.maps, torch.zeros_like(result.maps))
+        assert not result.masks.any()
+        assert result.boxes.tolist() == [list(NO_BOX)] * 2
+        assert result.thresholds.tolist() == [0.0, 0.0]
+
+
+def test_localize_with_2x2_feature_maps_still_gives_boxes() -> None:
+    result = camfix.localize(TorchvisionResNet(), torch.randn(2, 3, 64, 64))
+    assert result.masks.any(dim=(1, 2)).all() and (result.boxes >= 0).all()
+
+
 # ------------------------------------------------------------------------------------------------------- bad input
 
 
@@ -276,32 +404,52 @@ def test_bad_theta(theta: float) -> None:
         threshold_masks(torch.rand(1, 3, 3), theta)
 
 
+MAP_FUNCTIONS = [
+    (lambda maps: percentile(maps, 98.0), "maps"),
+    (percentile_threshold, "maps"),
+    (percentile_normalize, "maps"),
+    (threshold_masks, "maps"),
+    (percentile_box, "cam"),
+]
+
+
+@pytest.mark.parametrize("function, name", MAP_FUNCTIONS)
 @pytest.mark.parametrize(
     "maps, error, pattern",
     [
-        (torch.rand(3, 3), ValueError, r"maps must have shape \(N, H, W\)"),
-        (torch.rand(1, 1, 3, 3), ValueError, r"maps must have shape \(N, H, W\)"),
-        (torch.ones(1, 3, 3, dtype=torch.int32), TypeError, "maps must be a floating point tensor"),
-        (torch.zeros(1, 0, 3), ValueError, "maps must not be empty"),
-        (np.ones((1, 3, 3)), TypeError, "maps must be a torch.Tensor"),
-        (torch.tensor([[[0.5, float("nan")]]]), ValueError, "maps must be finite"),
-        (torch.tensor([[[0.5, float("inf")]]]), ValueError, "maps must be finite"),
-        (torch.tensor([[[0.5, -0.25]]]), ValueError, "maps must be non-negative.*normalize_maps"),
+        (torch.rand(3), ValueError, r"^{name} must have shape \(N, H, W\) or \(H, W\) \(3 or 2 dims\), got 1 dims"),
+        (torch.rand(1, 1, 3, 3), ValueError, r"^{name} must have shape \(N, H, W\) or \(H, W\).*got 4 dims"),
+        (torch.ones(1, 3, 3, dtype=torch.int32), TypeError, "^{name} must be a floating point tensor"),
+        (torch.ones(3, 3, dtype=torch.bool), TypeError, "^{name} must be a floating point tensor"),
+        (torch.zeros(1, 0, 3), ValueError, r"^{name} must not be empty, got shape \(1, 0, 3\)"),
+        (torch.zeros(0, 3, 3), ValueError, r"^{name} must not be empty, got shape \(0, 3, 3\)"),
+        (torch.zeros(3, 0), ValueError, r"^{name} must not be empty, got shape \(3, 0\)"),
+        (np.ones((1, 3, 3)), TypeError, "^{name} must be a torch.Tensor"),
+        (torch.tensor([[[0.5, float("nan")]]]), ValueError, "^{name} must be finite, got 1 NaN and 0 infinite"),
+        (torch.tensor([[0.5, float("inf")]]), ValueError, "^{name} must be finite, got 0 NaN and 1 infinite"),
     ],
 )
-def test_bad_maps(maps: object, error: type, pattern: str) -> None:
-    with pytest.raises(error, match=pattern):
-        percentile_box(maps)  # type: ignore[arg-type]
-    with pytest.raises(error, match=pattern):
-        percentile_threshold(maps)  # type: ignore[arg-type]
+def test_bad_maps(function: Callable, name: str, maps: object, error: type, pattern: str) -> None:
+    with pytest.raises(error, match=pattern.format(name=name)):
+        function(maps)
+
+
+@pytest.mark.parametrize("function, name", MAP_FUNCTIONS[1:])  # percentile is a plain statistic, any sign
+@pytest.mark.parametrize("maps", [torch.tensor([[[0.5, -0.25]]]), torch.tensor([[0.5, -0.25]])])
+def test_negative_maps(function: Callable, name: str, maps: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match=f"^{name} must be non-negative.*normalize_maps first, got minimum -0.25"):
+        function(maps)
 
 
 @pytest.mark.parametrize(
     "masks, error, pattern",
     [
-        (torch.rand(1, 3, 3), TypeError, "masks must be a bool tensor"),
-        (torch.ones(1, 3, 3, dtype=torch.uint8), TypeError, "masks must be a bool tensor"),
-        (torch.ones(3, 3, dtype=torch.bool), ValueError, r"masks must have shape \(N, H, W\)"),
+        (torch.rand(1, 3, 3), TypeError, "masks must have dtype torch.bool, got a torch.float32 tensor"),
+        (torch.ones(3, 3, dtype=torch.uint8), TypeError, r"masks must have dtype torch.bool.*shape \(3, 3\)"),
+        (torch.ones(3, dtype=torch.bool), ValueError, r"masks must have shape \(N, H, W\) or \(H, W\)"),
+        (torch.ones(1, 1, 3, 3, dtype=torch.bool), ValueError, r"masks must have shape \(N, H, W\) or \(H, W\)"),
+        (torch.ones(1, 0, 3, dtype=torch.bool), ValueError, r"masks must not be empty, got shape \(1, 0, 3\)"),
+        (torch.ones(3, 0, dtype=torch.bool), ValueError, r"masks must not be empty, got shape \(3, 0\)"),
         (np.ones((1, 3, 3), dtype=bool), TypeError, "masks must be a torch.Tensor"),
     ],
 )
