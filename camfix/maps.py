@@ -124,7 +124,8 @@ def normalize_maps(maps: Tensor) -> Tensor:
     (1.5e-5 for float32 and float64, 3.9e-3 for float16, 3.1e-2 for bfloat16). A constant resized with bicubic
     interpolation, such as the map of a 1x1 feature map at image size, carries a few eps of rounding noise that
     min-max normalisation would otherwise stretch to a full ``[0, 1]`` map. The threshold functions of
-    :mod:`camfix.thresholds` apply the same rule, so such a map has an empty mask and no box.
+    :mod:`camfix.thresholds` apply the same rule, so such a map has an empty mask and no box. (The reference
+    evaluator tests ``max == min`` exactly; the two differ only on such maps, where it boxes the noise.)
 
     Args:
         maps: ``(..., H, W)`` (one map ``(H, W)``, a batch ``(N, H, W)``, ...), floating point, finite.
