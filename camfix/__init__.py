@@ -5,7 +5,7 @@ each in one small module:
 
 - TAP, thresholded average pooling (:mod:`camfix.pooling`): ``model.avgpool = camfix.TAPool(0.05)``.
 - NWC, negative weight clamping (:mod:`camfix.maps`): ``camfix.cam(features, fc_weight, clamp_negative=True)``.
-- PaS, percentile thresholds (:mod:`camfix.thresholds`): ``camfix.percentile_box(maps, theta, pct)``.
+- PaS, percentile thresholds (:mod:`camfix.thresholds`): ``camfix.percentile_box(cam, theta, pct)``.
 
 :func:`camfix.localize` ties them together for a trained model. The optional parts import on first use:
 :mod:`camfix.crf` (dense CRF, ``pip install "camfix[crf]"``) and :mod:`camfix.metrics`.
