@@ -7,6 +7,7 @@ fails at camfix's boundary rather than deep inside torch or OpenCV.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import math
 import numbers
@@ -15,7 +16,7 @@ import secrets
 import sys
 import traceback
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Optional, Sequence, Tuple, Union
+from typing import BinaryIO, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -270,6 +271,19 @@ def check_output_path(name: str, path: object, *, folder: bool = False) -> Path:
     raise FileNotFoundError(f"{name}: no existing folder on the way to {str(target)!r}")
 
 
+def read_text_lines(path: Union[str, "os.PathLike[str]"]) -> List[str]:
+    """The lines of a UTF-8 text file without their line ends; a file that is not UTF-8 raises ``ValueError``
+    naming it and the line (Python's own message names neither)."""
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    # Line ends as a text-mode open() reads them (\n, \r\n, \r), not str.splitlines()'s dozen.
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
 @contextlib.contextmanager
 def atomic_write(path: Union[str, "os.PathLike[str]"]) -> Iterator[BinaryIO]:
     """Write a file all at once or not at all: ``with atomic_write(path) as stream: stream.write(...)``.
@@ -309,6 +323,13 @@ class InputError(Exception):
 USER_ERRORS = (InputError, ValueError, TypeError, OSError)
 #: Exit status of a command refused for bad input (argparse's for a bad option, too).
 USAGE_ERROR_STATUS = 2
+
+
+def add_debug_option(parser: argparse.ArgumentParser) -> None:
+    """Give a command's parser the ``--debug`` option that :func:`run_command` looks for."""
+    parser.add_argument(
+        "--debug", action="store_true", help="on bad input, print the Python traceback above the one-line error"
+    )
 
 
 def run_command(prog: str, main: Callable[[], Optional[int]], argv: Sequence[str]) -> int:

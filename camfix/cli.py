@@ -14,9 +14,8 @@ import logging
 import sys
 from typing import Dict, List, Optional, Tuple
 
-from ._validation import run_command
+from ._validation import add_debug_option, run_command
 
-DEBUG_HELP = "on bad input, print the Python traceback above the one-line error"
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "demo": ("camfix.demo.cli", "reproduce the paper's ablation on the built-in synthetic benchmark"),
@@ -28,7 +27,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="camfix", description="Class activation mapping, fixed.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    add_debug_option(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in SUBCOMMANDS.items():
         subparsers.add_parser(name, help=help_text, add_help=False)
@@ -41,7 +40,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         prog=f"camfix {known.command}", description=SUBCOMMANDS[known.command][1]
     )
     subparser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    subparser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    add_debug_option(subparser)
     module.add_arguments(subparser)
     args = subparser.parse_args(argv[argv.index(known.command) + 1 :])
     logging.basicConfig(

@@ -9,6 +9,10 @@ the percentile threshold (PaS) and the box of the largest region, drawn over the
 the class, score and box ``(x0, y0, x1, y1)`` (inclusive pixel indices, in the original image's coordinates).
 The checkpoint is a ``state_dict`` of a camfix / timm ResNet (``torch.save(model.state_dict(), path)``; a dict
 with a ``state_dict`` or ``model`` entry and DDP ``module.`` prefixes are accepted).
+
+Every option, the checkpoint and the output folder are checked before the first image is read; bad input ends
+with one ``localize_folder.py: error: ...`` line and exit status 2 (``--debug`` adds the traceback). Each output
+file is written atomically, so an interrupted run leaves complete overlays and no half-written file.
 """
 
 from __future__ import annotations
@@ -16,16 +20,28 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
-from typing import List
+from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 import camfix
 from camfix import models
+from camfix._validation import (
+    InputError,
+    add_debug_option,
+    atomic_write,
+    check_int,
+    check_number,
+    check_output_path,
+    run_command,
+)
+from camfix.crf import load_pydensecrf
 from camfix.viz import GROUND_TRUTH_COLOR, draw_boxes, overlay, save_image
 
 logger = logging.getLogger("localize_folder")
@@ -36,7 +52,7 @@ ARCHITECTURES = {"resnet50": models.resnet50, "seresnet50": models.seresnet50, "
 def read_rgb(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise ValueError(f"cannot read image {path}")
+        raise InputError(f"cannot read image {path} (unreadable, corrupt or not an image)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -48,7 +64,7 @@ def to_model_input(rgb: np.ndarray, size: int) -> torch.Tensor:
     return (tensor - mean) / std
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=Path, required=True, help="folder of images (searched recursively)")
     parser.add_argument("--out", type=Path, default=Path("camfix-out"), help="output folder")
@@ -58,35 +74,93 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tap", type=float, default=None, metavar="THETA", help="the model was trained with TAP")
     parser.add_argument("--size", type=int, default=224, help="side of the square model input")
     parser.add_argument("--label", type=int, default=None, help="localize this class instead of the top-1")
-    parser.add_argument("--theta-loc", type=float, default=0.35)
+    parser.add_argument("--theta-loc", type=float, default=0.35, help="localization threshold in [0, 1]")
     parser.add_argument("--pct", type=float, default=98.0, help="percentile for PaS; 100 = max-based CAM")
     parser.add_argument("--no-nwc", action="store_true", help="keep negative classifier weights (original CAM)")
     parser.add_argument("--crf", action="store_true", help="refine maps with a dense CRF (camfix[crf])")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    return parser.parse_args()
+    add_debug_option(parser)
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    paths = sorted(p for p in args.images.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+def check_options(args: argparse.Namespace) -> torch.device:
+    """Every option's range, the CRF's optional dependency and the device; returns the device."""
+    check_int("--num-classes", args.num_classes, 1)
+    if args.tap is not None:
+        check_number("--tap", args.tap, 0.0, 1.0, high_inclusive=False)
+    check_int("--size", args.size, 8)
+    if args.label is not None:
+        check_int("--label", args.label, 0, args.num_classes - 1)
+    check_number("--theta-loc", args.theta_loc, 0.0, 1.0)
+    check_number("--pct", args.pct, 0.0, 100.0, low_inclusive=False)
+    check_int("--batch-size", args.batch_size, 1)
+    if args.crf:
+        try:
+            load_pydensecrf()
+        except ImportError as error:
+            raise InputError(f"--crf: {error}") from None
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise InputError(f"--device must be a torch device such as cpu, cuda or cuda:1, got {args.device!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {args.device}: CUDA is not available (torch.cuda.is_available() is False)")
+    return device
+
+
+def find_images(images: Path, out: Path) -> List[Path]:
+    """The images under ``images``, sorted, leaving out ``out`` (a previous run's overlays); each must get its own
+    overlay file."""
+    if not images.is_dir():
+        raise InputError(f"--images must be an existing folder, got {str(images)!r}")
+    out_resolved = out.resolve()
+    paths = sorted(
+        p for p in images.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and out_resolved not in p.resolve().parents
+    )
     if not paths:
-        raise SystemExit(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {args.images}")
+        raise InputError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {images}")
+    overlays: Dict[Path, Path] = {}
+    for path in paths:
+        overlay_path = path.relative_to(images).with_suffix(".png")
+        if overlay_path in overlays:
+            raise InputError(f"{overlays[overlay_path]} and {path} would both write the overlay {out / overlay_path}")
+        overlays[overlay_path] = path
+    return paths
+
+
+def build_model(args: argparse.Namespace) -> nn.Module:
     model = ARCHITECTURES[args.arch](num_classes=args.num_classes)
     if args.tap is not None:
         model.global_pool = camfix.TAPool(args.tap, flatten=True)
-    if args.checkpoint:
-        model.load_state_dict(models.read_state_dict(args.checkpoint), strict=True)
-    else:
+    if args.checkpoint is None:
         logger.warning("no --checkpoint: the model has random weights, so the maps mean nothing")
-    model.to(args.device).eval()
+        return model
+    try:
+        state = models.read_state_dict(args.checkpoint)
+        models.check_state_dict(model, state)
+    except (TypeError, ValueError, OSError) as error:
+        raise InputError(
+            f"--checkpoint {args.checkpoint} (--arch {args.arch}, --num-classes {args.num_classes}): {error}"
+        ) from None
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    device = check_options(args)
+    check_output_path("--out", args.out, folder=True)
+    paths = find_images(args.images, args.out)
+    model = build_model(args).to(device).eval()
 
     records: List[dict] = []
     for start in tqdm(range(0, len(paths), args.batch_size), desc="localizing", unit="batch"):
         batch_paths = paths[start : start + args.batch_size]
         originals = [read_rgb(p) for p in batch_paths]
-        images = torch.stack([to_model_input(rgb, args.size) for rgb in originals]).to(args.device)
+        images = torch.stack([to_model_input(rgb, args.size) for rgb in originals]).to(device)
         labels = None if args.label is None else [args.label] * len(batch_paths)
         result = camfix.localize(
             model, images, labels, clamp_negative=not args.no_nwc, theta_loc=args.theta_loc, pct=args.pct,
@@ -103,7 +177,8 @@ def main() -> None:
             relative = path.relative_to(args.images)
             save_image(args.out / relative.with_suffix(".png"), picture)
             records.append({"image": str(relative), "class": int(cls), "score": float(score), "box": scaled})
-    (args.out / "boxes.json").write_text(json.dumps(records, indent=1))
+    with atomic_write(args.out / "boxes.json") as stream:
+        stream.write(json.dumps(records, indent=1).encode("utf-8"))
     logger.info("wrote %d overlays and boxes.json to %s", len(records), args.out)
 
 
@@ -116,4 +191,4 @@ def _scale_box(box: List[int], scale_x: float, scale_y: float) -> List[int]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(Path(sys.argv[0]).name, main, sys.argv[1:]))

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .._validation import InputError, atomic_write, check_int, check_number, check_output_path
+from .._validation import InputError, atomic_write, check_int, check_number, check_output_path, read_text_lines
 from ._common import DEFAULT_INTERVAL, MIN_INTERVAL, MODES, cam_thresholds
 from .localization import DEFAULT_IOU_THRESHOLDS, BoxAccuracy, check_iou_thresholds
 from .masks import PeakIoU, PxAP
-from .metadata import WSOLMetadata, load_mask, read_metadata, read_text_lines, resize_boxes
+from .metadata import WSOLMetadata, load_mask, read_metadata, resize_boxes
 
 __all__ = ["add_arguments", "run"]
 

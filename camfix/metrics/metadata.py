@@ -26,7 +26,7 @@ from typing import Dict, List, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from .._validation import check_array, check_size
+from .._validation import check_array, check_size, read_text_lines
 
 __all__ = ["WSOLMetadata", "read_metadata", "resize_boxes", "load_mask"]
 
@@ -77,19 +77,6 @@ def _records(path: Path, fields: Tuple[int, ...]) -> List[Tuple[int, List[str]]]
             raise ValueError(f"{path}:{number}: expected {expected} comma-separated fields, got {line!r}")
         records.append((number, parts))
     return records
-
-
-def read_text_lines(path: Path) -> List[str]:
-    """The lines of a UTF-8 text file without their line ends; a file that is not UTF-8 raises ``ValueError``
-    naming it and the line (Python's own message names neither)."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise ValueError(f"{path}:{line}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    # Line ends as a text-mode open() reads them (\n, \r\n, \r), not str.splitlines()'s dozen.
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
 def _integers(path: Path, number: int, values: List[str]) -> List[int]:

@@ -12,7 +12,10 @@ beside them; Python puts a script's folder on ``sys.path``). Nothing here import
   DataLoader workers and any number of ranks see the same crops and flips for the same sample.
 
 Errors that come from what the user passed (a missing folder, a list naming missing files, a checkpoint of
-another architecture) raise :class:`InputError`; :func:`run_main` prints its message and exits with status 2.
+another architecture, an output folder that cannot be written) raise :class:`InputError` (camfix's, shared with
+``camfix evaluate``), ``ValueError`` or ``OSError``; :func:`run_main` prints the message as one ``error:`` line and
+exits with status 2 (``--debug`` adds the traceback). Output folders are checked before any work, and every file
+is written atomically.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
@@ -40,7 +42,16 @@ from tqdm import tqdm
 
 import camfix
 from camfix import models
-from camfix._validation import check_int, check_number
+from camfix._validation import (
+    InputError,
+    add_debug_option,
+    atomic_write,
+    check_int,
+    check_number,
+    check_output_path,
+    read_text_lines,
+    run_command,
+)
 from camfix.crf import DenseCRFParams, load_pydensecrf, refine_saliency_batch, usable_cpus
 from camfix.thresholds import DEFAULT_PCT
 
@@ -58,6 +69,7 @@ __all__ = [
     "amp_dtype",
     "build_model",
     "check_evaluation_arguments",
+    "check_output_folder",
     "check_state_dict_fits",
     "cpus_per_rank",
     "evaluation_batches",
@@ -108,17 +120,20 @@ MODEL_DEFAULTS = {"arch": "seresnet50", "num_classes": 1000, "pool": "tap", "the
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-class InputError(Exception):
-    """Bad input from the user: a path, a list file, a checkpoint. The scripts print it and exit with status 2."""
-
-
 def run_main(main: Callable[[], None]) -> None:
-    """Run a script's ``main``; an :class:`InputError` becomes ``error: <message>`` on stderr and exit status 2."""
+    """Run a script's ``main`` and exit: bad input (an :class:`InputError`, ``ValueError``, ``TypeError`` or
+    ``OSError``) becomes ``<script>: error: <message>`` on stderr and exit status 2 (``--debug``: with its
+    traceback)."""
+    raise SystemExit(run_command(Path(sys.argv[0]).name, main, sys.argv[1:]))
+
+
+def check_output_folder(parser: argparse.ArgumentParser, out: Path) -> None:
+    """End with ``parser.error`` unless ``--out`` is, or can be created as, a writable folder; checked before any
+    work, so that a run never fails at its first write."""
     try:
-        main()
-    except InputError as error:
-        print(f"{Path(sys.argv[0]).name}: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        check_output_path("--out", out, folder=True)
+    except (TypeError, ValueError, OSError) as error:
+        parser.error(str(error))
 
 
 # ----------------------------------------------------------------------------------------------------- data
@@ -196,7 +211,7 @@ def read_image_list(
     _existing_dir(arguments[1], image_root)
     entries: List[Tuple[Path, List[int]]] = []
     missing: List[str] = []
-    for number, line in enumerate(list_file.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text_lines(list_file), start=1):
         fields = line.split()
         if not fields or fields[0].startswith("#"):
             continue
@@ -508,23 +523,10 @@ def model_fields(arch: str, num_classes: int, pool: str, theta_tap: float) -> Di
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save(obj, path)`` that never leaves a half-written ``path``: the data goes to a temporary file in the
-    same folder, is flushed to disk, and replaces ``path`` in one ``os.replace``; on failure it is removed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        # mkstemp creates the file readable by its owner only; give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """``torch.save(obj, path)`` that never leaves a half-written ``path`` (camfix's ``atomic_write``: a temporary
+    file flushed to disk, then one ``os.replace``; on failure it is removed and ``path`` is untouched)."""
+    with atomic_write(path) as stream:
+        torch.save(obj, stream)
 
 
 def load_checkpoint(path: Path, argument: str = "the checkpoint") -> Mapping[str, Any]:
@@ -532,9 +534,9 @@ def load_checkpoint(path: Path, argument: str = "the checkpoint") -> Mapping[str
     ``argument`` names it in error messages (e.g. ``"--resume"``)."""
     _existing_file(argument, path)
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for a truncated, foreign or non-torch file
-        raise InputError(f"cannot load the checkpoint {str(path)!r}: {type(error).__name__}: {error}") from None
+        checkpoint = models.read_checkpoint(path)
+    except (ValueError, OSError) as error:
+        raise InputError(f"{argument}: {error}") from None
     if not isinstance(checkpoint, Mapping):
         raise InputError(f"the checkpoint {str(path)!r} holds a {type(checkpoint).__name__}, not a state_dict or dict")
     return checkpoint
@@ -548,29 +550,14 @@ def model_state_dict(checkpoint: Mapping[str, Any]) -> Dict[str, Tensor]:
         raise InputError(str(error)) from None
 
 
-def _listing(items: Sequence[str], limit: int = 5) -> str:
-    return ", ".join(items[:limit]) + (f", ... ({len(items)} in all)" if len(items) > limit else "")
-
-
 def check_state_dict_fits(model: nn.Module, state: Mapping[str, Tensor], what: str, ignore: Sequence[str] = ()) -> None:
     """Raise :class:`InputError` naming the missing, unexpected and mis-shaped keys when ``state`` does not fit
-    ``model`` exactly (keys in ``ignore`` excepted); ``what`` names the model in the message."""
-    expected = {key: value for key, value in model.state_dict().items() if key not in ignore}
-    given = {key: value for key, value in state.items() if key not in ignore}
-    missing = [key for key in expected if key not in given]
-    unexpected = [key for key in given if key not in expected]
-    mismatched = [
-        f"{key} {tuple(given[key].shape)} vs {tuple(value.shape)}"
-        for key, value in expected.items()
-        if key in given and given[key].shape != value.shape
-    ]
-    if missing or unexpected or mismatched:
-        problems = [
-            f"{label}: {_listing(keys)}"
-            for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shapes (checkpoint vs model)", mismatched))
-            if keys
-        ]
-        raise InputError(f"the checkpoint does not fit {what}; " + "; ".join(problems))
+    ``model`` exactly (keys in ``ignore`` excepted; :func:`camfix.models.check_state_dict`); ``what`` names the
+    model in the message."""
+    try:
+        models.check_state_dict(model, state, ignore)
+    except ValueError as error:
+        raise InputError(f"{what}: {error}") from None
 
 
 def resolve_model_fields(checkpoint: Mapping[str, Any], requested: Mapping[str, Any]) -> Dict[str, Any]:
@@ -627,10 +614,12 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--workers", type=int, default=8, help="DataLoader worker processes per rank")
     run.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     run.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto", help="autocast on CUDA (auto: bf16)")
+    add_debug_option(run)
 
 
 def check_evaluation_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Range checks of :func:`add_evaluation_arguments`' options; a bad value ends with ``parser.error``."""
+    """Range checks of :func:`add_evaluation_arguments`' options and a writable ``--out``; a bad value ends with
+    ``parser.error``."""
     try:
         check_int("--size", args.size, 8)
         check_int("--batch-size", args.batch_size, 1)
@@ -644,6 +633,7 @@ def check_evaluation_arguments(parser: argparse.ArgumentParser, args: argparse.N
             check_int("--crf-workers", args.crf_workers, 1)
     except (TypeError, ValueError) as error:
         parser.error(str(error))
+    check_output_folder(parser, args.out)
     if args.crf:
         try:
             load_pydensecrf()
@@ -767,15 +757,15 @@ def evaluation_batches(
 
 
 def write_png(path: Path, levels: Tensor) -> None:
-    """Write uint8 ``(H, W)`` as a single-channel 8-bit PNG (parent folders created)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), levels.cpu().numpy()):
-        raise OSError(f"could not write {path}")
+    """Write uint8 ``(H, W)`` as a single-channel 8-bit PNG, atomically (parent folders created)."""
+    encoded, data = cv2.imencode(".png", levels.cpu().numpy())
+    if not encoded:
+        raise OSError(f"OpenCV could not encode {path} as PNG")
+    with atomic_write(path) as stream:
+        stream.write(data.tobytes())
 
 
 def write_json(path: Path, record: Mapping[str, Any]) -> None:
     """Write ``record`` as indented JSON, atomically (temporary file + ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(temporary, path)
+    with atomic_write(path) as stream:
+        stream.write((json.dumps(record, indent=2) + "\n").encode("utf-8"))

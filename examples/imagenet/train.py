@@ -46,7 +46,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from camfix._validation import check_int, check_number
+from camfix._validation import add_debug_option, check_int, check_number
 from camfix.models import load_torchvision_resnet
 
 from common import (
@@ -59,6 +59,7 @@ from common import (
     TrainImages,
     amp_dtype,
     build_model,
+    check_output_folder,
     check_state_dict_fits,
     image_folder_samples,
     distributed,
@@ -129,6 +130,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                      help="mixed precision on CUDA (auto: bf16 on CUDA, off on the CPU)")
     run.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format on CUDA")
     run.add_argument("--seed", type=int, default=0)
+    add_debug_option(run)
     args = parser.parse_args(argv)
 
     try:
@@ -156,6 +158,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--train-list needs --image-root (the folder its paths are relative to)")
     if args.train_dir is not None and (args.image_root is not None or args.num_classes is not None):
         parser.error("--image-root and --num-classes go with --train-list; with --train-dir the classes are its sub-folders")
+    check_output_folder(parser, args.out)
     args.milestones = sorted(args.milestones)
     return args
 
