@@ -33,7 +33,8 @@ def read_checkpoint(path: Union[str, "os.PathLike[str]"]) -> Any:
 
     Raises:
         TypeError: ``path`` is not a ``str`` or ``os.PathLike``.
-        FileNotFoundError: the file does not exist; ``IsADirectoryError`` when it is a folder.
+        FileNotFoundError: the file does not exist; ``IsADirectoryError`` when it is a folder; another
+            ``OSError`` when it cannot be opened (no permission).
         ValueError: the file is not a ``torch.save`` file of tensors (truncated, text, another format, or a
             pickled Python object such as a whole model); the message names the file.
     """
@@ -44,23 +45,23 @@ def read_checkpoint(path: Union[str, "os.PathLike[str]"]) -> Any:
         raise IsADirectoryError(f"the checkpoint {str(file)!r} is a folder, not a file written by torch.save")
     if not file.is_file():
         raise FileNotFoundError(f"the checkpoint {str(file)!r} does not exist")
-    try:
-        return torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise ValueError(
-            f"cannot load the checkpoint {str(file)!r} with weights_only=True: it holds Python objects other than "
-            "tensors, numbers, strings and containers (a whole pickled model? save model.state_dict() instead), "
-            "or it is not a torch.save file"
-        ) from None
-    except OSError:
-        raise
-    except Exception as error:  # a truncated or foreign file: RuntimeError, EOFError, KeyError, struct.error, ...
-        # torch's first sentence says what failed; the rest is advice about other cases.
-        detail = str(error).strip().split("\n")[0].split(". ")[0][:160]
-        raise ValueError(
-            f"cannot load the checkpoint {str(file)!r}: it is not a file written by torch.save, or it is truncated "
-            f"({type(error).__name__}{': ' + detail if detail else ''})"
-        ) from None
+    # Opened here, so that an OSError of open() (no permission, say) is told apart from the errors torch raises,
+    # OSError among them, for a file whose content it cannot read.
+    with open(file, "rb") as stream:
+        try:
+            return torch.load(stream, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise ValueError(
+                f"cannot load the checkpoint {str(file)!r} with weights_only=True: it holds Python objects other "
+                "than tensors, numbers, strings and containers (a whole pickled model? save model.state_dict() "
+                "instead), or it is not a torch.save file"
+            ) from None
+        except Exception as error:  # truncated or foreign: RuntimeError, EOFError, KeyError, OSError, struct.error...
+            detail = str(error).strip().split("\n")[0].split(". ")[0][:160]
+            raise ValueError(
+                f"cannot load the checkpoint {str(file)!r}: it is not a file written by torch.save, or it is "
+                f"truncated ({type(error).__name__}{': ' + detail if detail else ''})"
+            ) from None
 
 
 def read_state_dict(checkpoint: Checkpoint) -> Dict[str, torch.Tensor]:

@@ -30,7 +30,9 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
-from camfix.metrics import DEFAULT_INTERVAL, MODES, BoxAccuracy, cam_thresholds
+from camfix._validation import check_number
+from camfix.metrics import DEFAULT_INTERVAL, MIN_INTERVAL, MODES, BoxAccuracy, cam_thresholds
+from camfix.metrics.localization import check_iou_thresholds
 from camfix.metrics.metadata import WSOLMetadata, read_metadata, resize_boxes
 from common import (
     DistributedContext,
@@ -62,10 +64,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     check_evaluation_arguments(parser, args)
     try:
-        cam_thresholds(args.interval)
-        BoxAccuracy(cam_thresholds(args.interval), tuple(args.iou_thresholds), args.mode)
+        check_number("--interval", args.interval, MIN_INTERVAL, 1.0)
+        check_iou_thresholds(tuple(args.iou_thresholds), "--iou-thresholds")
     except (TypeError, ValueError) as error:
-        parser.error(f"--interval/--iou-thresholds: {error}")
+        parser.error(str(error))
     return args
 
 
