@@ -30,8 +30,9 @@ wall and CPU time of: the plain forward pass under ``torch.no_grad()``, ``camfix
 
 Writes to ``--out``: ``<photo>.png`` (the photo with its annotated boxes in red, then each variant's map with its
 box in green, in the order above), ``results.json`` (every number, the command and the machine) and
-``results.md`` (the tables). ImageNet class names come from torchvision's weight metadata when torchvision is
-installed, else classes are shown as indices.
+``results.md`` (the tables), each file atomically. ImageNet class names come from torchvision's weight metadata
+when torchvision is installed, else classes are shown as indices. Every option is checked before the model is
+loaded; bad input ends with one ``real_photos.py: error: ...`` line and exit status 2 (``--debug``: traceback).
 """
 
 from __future__ import annotations
@@ -56,7 +57,15 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 import camfix
-from camfix._validation import InputError, atomic_write, check_int, check_number, check_output_path, run_command
+from camfix._validation import (
+    InputError,
+    add_debug_option,
+    atomic_write,
+    check_int,
+    check_number,
+    check_output_path,
+    run_command,
+)
 from camfix.metrics import box_iou, box_iou_curves, cam_thresholds, resize_boxes
 from camfix.models import import_torchvision
 from camfix.viz import draw_localization, image_grid, save_image, to_rgb_uint8
@@ -213,7 +222,10 @@ def score_photo(
     best_threshold: Dict[str, Tuple[float, float]],
     names: Optional[List[str]],
 ) -> Dict[str, Any]:
-    """The record of one photo: top-5 classes, each variant's box, its IoU and the object it matches best."""
+    """The record of one photo: top-5 classes, each variant's box, its IoU and the object it matches best, and
+    the IoU of the box of the whole photo (what a box must beat to say anything)."""
+    size = results["CAM"].maps.shape[-1]
+    whole_photo = torch.tensor([[0, 0, size - 1, size - 1]])
     probabilities = results["CAM"].logits[index].float().softmax(dim=0).cpu()
     top_p, top_k = probabilities.topk(5)
     top5 = [
@@ -235,6 +247,7 @@ def score_photo(
         "top5": top5,
         "top1_names_an_object": any(top5[0]["class"] in item.imagenet_classes for item in photo.objects),
         "objects": [{"object": item.name, "box": list(item.box)} for item in photo.objects],
+        "whole_photo_iou": round(float(box_iou(whole_photo, truth).max()), 4),
         "variants": variants,
         "best_threshold": {
             name: {"iou": round(iou, 4), "theta": round(theta, 2)} for name, (iou, theta) in best_threshold.items()
@@ -347,11 +360,11 @@ def markdown_report(report: Dict[str, Any]) -> str:
         f"## IoU with the best-matching annotated box (theta_loc {settings['theta_loc']:g}, PaS percentile "
         f"{settings['pct']:g}, {settings['size']} px)",
         "",
-        "| photo | " + " | ".join(variants + best_columns) + " |",
-        "|---" * (1 + len(variants) + len(best_columns)) + "|",
+        "| photo | whole photo | " + " | ".join(variants + best_columns) + " |",
+        "|---" * (2 + len(variants) + len(best_columns)) + "|",
     ]
     for row in report["photos"]:
-        cells = [f"{row['variants'][name]['iou']:.3f}" for name in variants]
+        cells = [f"{row['whole_photo_iou']:.3f}"] + [f"{row['variants'][name]['iou']:.3f}" for name in variants]
         cells += [f"{best['iou']:.3f} at {best['theta']:.2f}" for best in row["best_threshold"].values()]
         lines.append(f"| {row['photo']} | " + " | ".join(cells) + " |")
     lines.append("| **mean** | " + " | ".join(f"**{value:.3f}**" for value in report["mean_iou"].values()) + " |")
@@ -396,12 +409,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--crf", action="store_true", help='add NWC+PaS+CRF (pip install "camfix[crf]")')
     parser.add_argument("--repeats", type=int, default=5, help="timing rounds; 0 skips the timings (default: 5)")
     parser.add_argument("--tile-height", type=int, default=160, help="height of the picture tiles (default: 160)")
+    parser.add_argument(
+        "--picture-format", choices=("png", "jpg"), default="png", help="png (default) or jpg (smaller files)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument(
         "--device", default="cuda" if torch.cuda.is_available() else "cpu",
         help="torch device (default: cuda if available, else cpu)",
     )
-    parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
+    add_debug_option(parser)
     return parser.parse_args(argv)
 
 
@@ -475,9 +491,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
         rows.append(score_photo(index, photo, results, truth[index], best, names))
         print(f"{photo.photo}: " + ", ".join(describe_prediction(p) for p in rows[-1]["top5"]))
         picture = photo_picture(photos[index], photo, results, index, size, args.tile_height)
-        save_image(args.out / f"{photo.photo}.png", picture)
+        save_image(args.out / f"{photo.photo}.{args.picture_format}", picture)
 
-    mean_iou = {name: float(np.mean([row["variants"][name]["iou"] for row in rows])) for name in results}
+    mean_iou = {"whole photo": float(np.mean([row["whole_photo_iou"] for row in rows]))}
+    mean_iou.update({name: float(np.mean([row["variants"][name]["iou"] for row in rows])) for name in results})
     for name in MAP_VARIANTS:
         mean_iou[f"best threshold, {name} map"] = float(np.mean([row["best_threshold"][name]["iou"] for row in rows]))
     report: Dict[str, Any] = {
