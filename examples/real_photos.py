@@ -239,7 +239,7 @@ def score_photo(
         variants[name] = {
             "box": result.boxes[index].tolist(),
             "iou": round(float(ious[match]), 4),
-            "matched_object": photo.objects[match].name,
+            "matched_object": photo.objects[match].name if ious[match] > 0 else None,
         }
     return {
         "photo": photo.photo,

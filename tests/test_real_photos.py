@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 import cv2
 import pytest
@@ -122,7 +122,7 @@ def test_bad_boxes_file_is_refused(tmp_path: Path) -> None:
     ],
 )
 def test_bad_options_give_one_error_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture, argv: list, message: str
+    tmp_path: Path, capsys: pytest.CaptureFixture, argv: List[str], message: str
 ) -> None:
     assert real_photos.main([*argv, "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err.strip().splitlines()
