@@ -107,7 +107,7 @@ def read_state_dict(checkpoint: Checkpoint) -> Dict[str, torch.Tensor]:
     return state
 
 
-def listing(keys: Sequence[str], limit: int = 6) -> str:
+def _listing(keys: Sequence[str], limit: int = 6) -> str:
     """The first ``limit`` of ``keys``, comma-separated, with the total when some are left out."""
     shown = ", ".join(keys[:limit])
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
@@ -141,7 +141,7 @@ def check_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], i
     ]
     if missing or unexpected or mismatched:
         problems = [
-            f"{label}: {listing(keys)}"
+            f"{label}: {_listing(keys)}"
             for label, keys in (
                 ("missing keys", missing),
                 ("unexpected keys", unexpected),

@@ -14,7 +14,7 @@ from typing import List, NamedTuple
 from torch import nn
 
 from camfix._validation import check_bool
-from camfix.models.checkpoint import Checkpoint, listing, read_state_dict
+from camfix.models.checkpoint import Checkpoint, _listing, read_state_dict
 
 __all__ = ["LoadResult", "load_torchvision_resnet"]
 
@@ -71,7 +71,7 @@ def load_torchvision_resnet(
     unexpected = [key for key in state_dict if key not in expected]
     if unexpected:
         raise ValueError(
-            f"checkpoint has keys that the model lacks: {listing(unexpected)}; "
+            f"checkpoint has keys that the model lacks: {_listing(unexpected)}; "
             "it is not a torchvision ResNet state_dict of this depth"
         )
     mismatched = [
@@ -81,17 +81,17 @@ def load_torchvision_resnet(
     ]
     if mismatched:
         hint = " (pass load_classifier=False to train a new fc)" if any(m.startswith("fc.") for m in mismatched) else ""
-        raise ValueError(f"checkpoint shapes differ from the model's: {listing(mismatched)}{hint}")
+        raise ValueError(f"checkpoint shapes differ from the model's: {_listing(mismatched)}{hint}")
     allowed_missing = set(CLASSIFIER_KEYS) if not load_classifier else set()
     missing_trunk = [key for key in expected if key not in state_dict and not _is_se_key(key) and key not in allowed_missing]
     if missing_trunk:
-        raise ValueError(f"checkpoint lacks trunk keys that the model has: {listing(missing_trunk)}")
+        raise ValueError(f"checkpoint lacks trunk keys that the model has: {_listing(missing_trunk)}")
 
     result = model.load_state_dict(state_dict, strict=False)
     if result.missing_keys:
         logger.warning(
             "%d keys are not in the torchvision checkpoint and keep their initialisation: %s",
             len(result.missing_keys),
-            listing(result.missing_keys),
+            _listing(result.missing_keys),
         )
     return LoadResult(list(result.missing_keys), list(result.unexpected_keys))
