@@ -130,6 +130,14 @@ def test_box_iou_curves_flags_must_be_bools() -> None:
         metrics.box_iou_curves(maps, boxes, multi=None)
 
 
+def test_thresholds_of_any_real_tensor_and_masks_with_nan() -> None:
+    assert PxAP(torch.tensor([0.0, 0.5], dtype=torch.bfloat16)).thresholds.tolist() == [0.0, 0.5]
+    with pytest.raises(TypeError, match="thresholds must be real numbers, got a torch.complex64 tensor"):
+        PeakIoU(torch.zeros(2, dtype=torch.complex64))
+    with pytest.raises(ValueError, match=r"masks must be binary \(bool, or integers 0 and 1\), got value nan"):
+        metrics.pxap(torch.rand(1, 4, 4), torch.full((1, 4, 4), math.nan))
+
+
 # ------------------------------------------------------------------------------------------- cam_thresholds
 
 

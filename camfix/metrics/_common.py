@@ -55,7 +55,9 @@ def check_thresholds(thresholds: Optional[object], default_interval: float = DEF
     if thresholds is None:
         return cam_thresholds(default_interval)
     if isinstance(thresholds, Tensor):
-        thresholds = thresholds.detach().cpu().numpy()
+        if thresholds.is_complex():
+            raise TypeError(f"thresholds must be real numbers, got a {thresholds.dtype} tensor")
+        thresholds = thresholds.detach().cpu().to(torch.float64).numpy()  # numpy has no bfloat16
     try:
         values = np.asarray(thresholds, dtype=np.float64)
     except (TypeError, ValueError):
@@ -139,7 +141,7 @@ def check_binary(name: str, value: object, shape: Tuple[int, ...]) -> np.ndarray
         outside = (tensor != 0) & (tensor != 1)
         if bool(outside.any()):
             raise ValueError(
-                f"{name} must be binary (bool, or integers 0 and 1), got value {int(tensor[outside][0])}"
+                f"{name} must be binary (bool, or integers 0 and 1), got value {tensor[outside][0].item()!r}"
             )
         tensor = tensor != 0
     return tensor.detach().cpu().numpy()
