@@ -177,7 +177,7 @@ BAD_OPTIONS: Dict[str, Tuple[Callable[[Path], List[str]], str]] = {
     "iou threshold 101": (lambda root: ["--iou-thresholds", "50", "101"], "--iou-thresholds must be ints"),
     "batch size 0": (lambda root: ["--batch-size", "0"], "--batch-size must be an int >= 1"),
     "batch size negative": (lambda root: ["--batch-size", "-3"], "--batch-size must be an int >= 1"),
-    "predictions a folder": (lambda root: ["--predictions", str(root / "maps")], "--predictions must be an existing file"),
+    "predictions a folder": (lambda root: ["--predictions", str(root / "maps")], "--predictions must be an existing"),
     "predictions missing": (lambda root: ["--predictions", str(root / "no.txt")], "--predictions must be an existing"),
     "predictions latin-1": (_setup_predictions(b"val/img0.JPEG,0\nval/\xe9.JPEG,1\n"), "bad_pred.txt:2: not UTF-8"),
     "predictions malformed": (_setup_predictions(b"val/img0.JPEG;0\n"), "bad_pred.txt:1: expected 'image_id,class'"),
@@ -190,8 +190,8 @@ BAD_OPTIONS: Dict[str, Tuple[Callable[[Path], List[str]], str]] = {
     "json a folder": (lambda root: ["--json", str(root / "maps")], "--json must be a file to write"),
     "json under a file": (lambda root: ["--json", str(root / "pred.txt" / "out.json")], "is a file, not a folder"),
     "json empty": (lambda root: ["--json", ""], "--json must be a file to write, got '.'"),
-    "scoremaps missing": (lambda root: ["--scoremaps", str(root / "nowhere")], "--scoremaps must be an existing folder"),
-    "scoremaps a file": (lambda root: ["--scoremaps", str(root / "pred.txt")], "--scoremaps must be an existing folder"),
+    "scoremaps missing": (lambda root: ["--scoremaps", str(root / "nowhere")], "--scoremaps must be an existing fold"),
+    "scoremaps a file": (lambda root: ["--scoremaps", str(root / "pred.txt")], "--scoremaps must be an existing fold"),
     "metadata missing": (lambda root: ["--metadata", str(root / "nowhere")], "--metadata must be an existing folder"),
     "some maps missing": (_some_maps_missing, "lacks the score maps of 1 of 3 images"),
     "masks without --mask-root": (_masks_without_root, "describes masks: give their folder with --mask-root"),
@@ -473,7 +473,9 @@ def test_imagenet_scripts_check_out_before_any_work(
     (tmp_path / "file").write_text("x")
     (tmp_path / "locked").mkdir()
     _read_only(monkeypatch, tmp_path / "locked")
-    out = {"read-only": tmp_path / "locked" / "run", "under a file": tmp_path / "file" / "run", "a file": tmp_path / "file"}[where]
+    out = {
+        "read-only": tmp_path / "locked" / "run", "under a file": tmp_path / "file" / "run", "a file": tmp_path / "file"
+    }[where]
     required = {
         "evaluate_wsol": ["--metadata", "m", "--images", "i", "--checkpoint", "c"],
         "evaluate_lid": ["--images", "i", "--list", "l", "--masks", "m", "--checkpoint", "c"],

@@ -195,7 +195,9 @@ def _check_width_height(name: str, value: object) -> Tuple[int, int]:
         or len(value) != 2
         or not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and v > 0 for v in value)
     ):
-        raise ValueError(f"{name} must be a pair of positive ints (width, height), got {type(value).__name__} {value!r}")
+        raise ValueError(
+            f"{name} must be a pair of positive ints (width, height), got {type(value).__name__} {value!r}"
+        )
     return int(value[0]), int(value[1])
 
 
