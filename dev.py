@@ -5,9 +5,10 @@
     python3 dev.py test [pytest options]          # e.g. -k pooling, -x
     python3 dev.py bench [benchmark script]       # e.g. benchmarks/bench_pooling.py
 
-The first run creates ``.venv`` next to this file and installs camfix with its extras into it; later runs
-reinstall only when ``setup.cfg`` or ``pyproject.toml`` changed. Only the standard library is used here, so it
-works on a machine with nothing but Python 3.9+.
+The first run creates ``.venv`` next to this file and installs camfix with its extras into it (an editable
+install, which also compiles the metric kernels, ``camfix/metrics/*.c``, in place); later runs reinstall only when
+``pyproject.toml``, ``setup.py`` or a kernel source changed. Only the standard library is used here, so it works
+on a machine with nothing but Python 3.9+ (without a C compiler camfix installs without its kernels and says so).
 
 PyTorch is installed as ``torch==2.13.0 torchvision==0.28.0`` unless the environment variable ``CAMFIX_TORCH``
 names other requirements (``CAMFIX_TORCH="torch==2.5.1 torchvision==0.20.1"``), or ``CAMFIX_TORCH=skip`` leaves
@@ -44,9 +45,13 @@ def _run(command: List[str]) -> None:
 
 
 def _install_fingerprint(torch_requirement: str) -> str:
+    """What the install depends on: the torch requirement, the packaging files and the sources of the compiled
+    kernels (an editable install builds them once; a changed kernel must be rebuilt)."""
     digest = hashlib.sha256(torch_requirement.encode())
-    for name in ("setup.cfg", "pyproject.toml"):
-        digest.update((ROOT / name).read_bytes())
+    kernels = sorted((ROOT / "camfix" / "metrics").glob("*.[ch]"))
+    for path in [ROOT / "pyproject.toml", ROOT / "setup.py", *kernels]:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 

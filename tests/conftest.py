@@ -48,3 +48,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
 def _seed() -> None:
     """Every test starts from the same global RNG state, so failures reproduce and model weights are stable."""
     torch.manual_seed(0)
+
+
+@pytest.fixture(params=["compiled", "pure"])
+def metric_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a metrics test with the compiled kernels (``camfix.metrics._kernels``) and with the pure paths that
+    replace them where the extension is not built."""
+    from camfix.metrics import _native
+
+    if request.param == "compiled":
+        if _native.load() is None:
+            pytest.skip("the compiled kernels are not built (pip install -e . with a C compiler)")
+    else:
+        monkeypatch.setattr(_native, "load", lambda: None)
+    return request.param

@@ -1,4 +1,8 @@
-"""Peak IoU and PxAP against slow references written from the definitions (pixel loops, float64)."""
+"""Peak IoU and PxAP against slow references written from the definitions (pixel loops, float64).
+
+Tests taking the ``metric_path`` fixture (tests/conftest.py) run twice: with the compiled kernel and with the pure
+NumPy path that replaces it where the extension is not built.
+"""
 
 from __future__ import annotations
 
@@ -95,7 +99,7 @@ def test_peak_iou_four_by_four_by_hand() -> None:
 
 @pytest.mark.parametrize("per_image", [False, True])
 @pytest.mark.parametrize("levels", [None, 10])
-def test_peak_iou_equals_pixel_loops(per_image, levels) -> None:
+def test_peak_iou_equals_pixel_loops(per_image, levels, metric_path) -> None:
     maps, masks, ignore = make_data(1, levels=levels)
     thresholds = np.arange(0, 1, 0.1)
     expected = slow_iou_curve(maps, masks, ignore, thresholds, per_image)
@@ -136,7 +140,7 @@ def test_peak_iou_perfect_map_shuffle_and_merge() -> None:
         np.testing.assert_array_equal(whole.compute().curve, merged.compute().curve)
 
 
-def test_peak_iou_bad_input() -> None:
+def test_peak_iou_bad_input(metric_path) -> None:
     maps = torch.rand(2, 5, 5)
     masks = torch.rand(2, 5, 5) > 0.5
     with pytest.raises(ValueError, match=r"masks must have the shape of the maps \(2, 5, 5\), got \(2, 5, 4\)"):
@@ -184,7 +188,7 @@ def reference_formula_pxap(maps, masks, ignore, thresholds):
 
 
 @pytest.mark.parametrize("levels", [None, 10, 100])
-def test_pxap_reference_mode_is_the_reference_formula_bit_for_bit(levels) -> None:
+def test_pxap_reference_mode_is_the_reference_formula_bit_for_bit(levels, metric_path) -> None:
     maps, masks, ignore = make_data(3, batch=4, size=(12, 10), levels=levels)
     maps[0, 0, :3] = [1.0, 0.0, 0.5]  # the extreme values and a value on a threshold
     for interval in (0.01, 0.1, 0.001):
@@ -196,7 +200,7 @@ def test_pxap_reference_mode_is_the_reference_formula_bit_for_bit(levels) -> Non
 
 
 @pytest.mark.parametrize("levels", [None, 10])
-def test_pxap_continuous_mode_equals_the_definition(levels) -> None:
+def test_pxap_continuous_mode_equals_the_definition(levels, metric_path) -> None:
     maps, masks, ignore = make_data(4, batch=3, levels=levels)
     thresholds = cam_thresholds(0.1)
     result = pxap(
@@ -245,7 +249,7 @@ def test_pxap_ignore_never_hides_foreground_and_merge_equals_whole() -> None:
     assert first.merge(second).compute().pxap == whole.compute().pxap
 
 
-def test_pxap_bad_input() -> None:
+def test_pxap_bad_input(metric_path) -> None:
     maps = torch.rand(1, 4, 4)
     with pytest.raises(ValueError, match="no mask has a .*foreground pixel"):
         pxap(maps, torch.zeros(1, 4, 4, dtype=torch.bool))
@@ -257,3 +261,95 @@ def test_pxap_bad_input() -> None:
         pxap(maps - 1, torch.ones(1, 4, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="no images"):
         PxAP().compute()
+    with pytest.raises(ValueError, match="workers must be an int"):
+        PxAP(workers=0)
+
+
+def values_on_and_around(thresholds: np.ndarray) -> np.ndarray:
+    """Every threshold, its float64 neighbours on both sides and the float32 roundings of all of them: the values
+    where a wrong tie rule or a wrong guess of the bin would show."""
+    on = np.append(thresholds, [0.0, 1.0])
+    near = np.concatenate([on, np.nextafter(on, -1.0), np.nextafter(on, 2.0)])
+    near = np.concatenate([near, near.astype(np.float32).astype(np.float64)])
+    return np.unique(np.clip(near, 0.0, 1.0))
+
+
+@pytest.mark.parametrize(
+    "thresholds",
+    [
+        cam_thresholds(0.01),
+        cam_thresholds(0.001),
+        cam_thresholds(1e-4),
+        np.array([0.25, 0.5, 0.75]),  # above 0: np.histogram leaves the values below 0.25 out of every bin
+        np.array([0.0, 0.3, 1.0]),  # 1.0 twice among the reference's edges: the empty bin [1, 1)
+        np.sort(np.random.default_rng(9).random(37)),  # uneven: several thresholds in one cell of the kernel table
+        np.array([0.5]),
+    ],
+    ids=["0.01", "0.001", "1e-4", "above-0", "with-1", "uneven", "one"],
+)
+def test_pxap_and_peak_iou_ties_on_every_threshold(thresholds, metric_path) -> None:
+    values = values_on_and_around(thresholds)
+    rng = np.random.default_rng(len(thresholds))
+    size = int(np.ceil(np.sqrt(len(values) / 2)))
+    padded = np.resize(rng.permutation(values), 2 * size * size)
+    maps = padded.reshape(2, size, size)
+    masks = rng.random(maps.shape) < 0.5
+    masks[:, 0, 0] = True
+    ignore = rng.random(maps.shape) < 0.2
+    expected = reference_formula_pxap(maps, masks, ignore, thresholds)
+    result = pxap(torch.tensor(maps), torch.tensor(masks), torch.tensor(ignore), thresholds=thresholds)
+    assert result.pxap == expected
+    continuous = pxap(
+        torch.tensor(maps), torch.tensor(masks), torch.tensor(ignore), thresholds=thresholds, mode="continuous"
+    )
+    assert continuous.pxap == pytest.approx(slow_pxap(maps, masks, ignore, thresholds, False), abs=1e-9)
+    if len(thresholds) <= 200:  # the pixel loops take a second per thousand thresholds
+        curve = peak_iou(torch.tensor(maps), torch.tensor(masks), torch.tensor(ignore), thresholds=thresholds).curve
+        np.testing.assert_allclose(curve, slow_iou_curve(maps, masks, ignore, thresholds, False), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_low_precision_maps_count_their_exact_values(dtype, metric_path) -> None:
+    maps, masks, ignore = make_data(6, batch=3, size=(16, 12))
+    low = torch.tensor(maps).to(dtype)
+    exact = low.double().numpy()  # every float16, bfloat16 and float32 value is exact in float64
+    thresholds = cam_thresholds(0.01)
+    result = pxap(low, torch.tensor(masks), torch.tensor(ignore), thresholds=thresholds)
+    assert result.pxap == reference_formula_pxap(exact, masks, ignore, thresholds)
+    curve = peak_iou(low, torch.tensor(masks), torch.tensor(ignore), thresholds=thresholds[::10]).curve
+    np.testing.assert_allclose(curve, slow_iou_curve(exact, masks, ignore, thresholds[::10], False), atol=1e-9)
+
+
+def test_strided_maps_and_masks_of_any_layout_give_the_same_numbers(metric_path) -> None:
+    maps, masks, ignore = make_data(7, batch=4, size=(10, 14))
+    expected = pxap(torch.tensor(maps), torch.tensor(masks), torch.tensor(ignore)).pxap
+    # Transposed (not contiguous), integer 0/1 masks and a map that requires grad.
+    maps_t = torch.tensor(maps.transpose(0, 2, 1).copy(), requires_grad=True).transpose(1, 2)
+    masks_t = torch.tensor(masks.transpose(0, 2, 1).copy()).transpose(1, 2).to(torch.uint8)
+    ignore_t = torch.tensor(ignore.transpose(0, 2, 1).copy()).transpose(1, 2).long()
+    assert not maps_t.is_contiguous()
+    assert pxap(maps_t, masks_t, ignore_t).pxap == expected
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 7])
+def test_any_number_of_workers_gives_the_same_state(workers) -> None:
+    maps, masks, ignore = make_data(8, batch=5)
+    arguments = (torch.tensor(maps), torch.tensor(masks), torch.tensor(ignore))
+    one, many = PxAP(workers=1), PxAP(workers=workers)
+    one.update(*arguments)
+    many.update(*arguments)
+    assert torch.equal(one.foreground_hist, many.foreground_hist)
+    assert torch.equal(one.background_hist, many.background_hist)
+    per_image = peak_iou(*arguments, reduction="image", workers=workers)
+    np.testing.assert_array_equal(per_image.curve, peak_iou(*arguments, reduction="image", workers=1).curve)
+
+
+def test_a_bad_value_in_any_slice_is_named(metric_path) -> None:
+    maps = torch.rand(6, 5, 5, dtype=torch.float64)
+    maps[4, 1, 2] = 1.5
+    masks = torch.ones(6, 5, 5, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"maps must have values in \[0, 1\]"):
+        PxAP(workers=3).update(maps, masks)
+    maps[4, 1, 2] = float("nan")
+    with pytest.raises(ValueError, match="maps must be finite"):
+        PeakIoU(workers=2).update(maps, masks)

@@ -35,10 +35,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ERR_VALUES: a map value outside [0, 1], or NaN; the caller then finds and reports it. */
-enum { OK = 0, ERR_ALLOC = -1, ERR_ARGS = -2, ERR_VALUES = -3 };
-/* Levels are uint16 (0 to n_levels): at most this many thresholds in continuous mode. */
-enum { MAX_LEVELS = 65534 };
+#include "_kernels.h"
+
+enum { OK = CAMFIX_OK, ERR_ALLOC = CAMFIX_ERR_ALLOC, ERR_ARGS = CAMFIX_ERR_ARGS, ERR_VALUES = CAMFIX_ERR_VALUES };
+enum { MAX_LEVELS = CAMFIX_MAX_LEVELS };
 
 typedef struct {
     int32_t x0, y0, x1, y1, first, area2, euler4, size, record, stamp, exterior;
@@ -129,7 +129,7 @@ static void fill_groups(int eight, unsigned mask, Groups *groups) {
     }
 }
 
-/* Fills the gain and group tables; the loader calls it once, before any sweep. */
+/* Fills the gain and group tables; the module calls it once, at import, before any sweep. */
 void camfix_init(void) {
     for (int mask = 0; mask < 256; ++mask) {
         int area2 = 0, euler4 = 0;
@@ -650,7 +650,7 @@ static int32_t map_levels(Workspace *ws, const float *map32, const double *map64
  *
  * maps: (count, height, width) float32 (is_float64 == 0) or float64, values in [0, 1]. thresholds: strictly
  * increasing, in [0, 1]; in continuous mode at most MAX_LEVELS of them. gt: all maps' inclusive int64 boxes,
- * map i's being rows gt_start[i] to gt_start[i + 1] - 1 (at least one). Called without the GIL (ctypes):
+ * map i's being rows gt_start[i] to gt_start[i + 1] - 1 (at least one). Called without the GIL (_kernels.c):
  * threads may run it on disjoint slices of a batch.
  */
 int camfix_box_ious(const void *maps, int32_t is_float64, int32_t count, int32_t height, int32_t width,

@@ -1,116 +1,91 @@
-"""The compiled component sweep (``_components.c``), built on first use with the system C compiler.
+"""The compiled metric kernels (the ``camfix.metrics._kernels`` extension), or ``None``: one place decides the path.
 
-The box metrics need the connected components of a map at every threshold. A per-threshold OpenCV loop rescans
-the image once per threshold; the sweep in ``_components.c`` gets all thresholds from one union-find pass (see
-the comment at its top). It is plain C99 with no dependencies, compiled once per source version into a cache
-folder (``$CAMFIX_CACHE_DIR``, else ``$XDG_CACHE_HOME/camfix``, else ``~/.cache/camfix``) and loaded with
-:mod:`ctypes`, so installing camfix needs no build step.
+The extension is built with the package (``setup.py``) from plain C99: ``_components.c`` (the connected components
+of every threshold in one union-find sweep, for the box metrics), ``_counts.c`` (level histograms for PxAP and Peak
+IoU, confusion matrices for mIoU) and ``_kernels.c`` (the module: it checks every array's shape and type and runs
+the kernels without the GIL, so threads may evaluate disjoint slices of a batch).
 
-Without a C compiler (or with ``CAMFIX_NO_NATIVE=1``) :func:`load` returns ``None`` and the metrics fall back to
-an exact per-threshold OpenCV path: same numbers, slower.
+Building it is optional: where no C compiler was found at install time camfix installs without it, :func:`load`
+returns ``None`` and the metrics run exact pure NumPy/OpenCV paths (same numbers, slower), after one
+``RuntimeWarning`` per process that says so. ``CAMFIX_NO_NATIVE=1`` selects those paths on purpose, silently.
 """
 
 from __future__ import annotations
 
-import ctypes
-import hashlib
-import logging
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import threading
-from pathlib import Path
+import warnings
+from types import ModuleType
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["load", "box_ious", "MapValueError", "MAX_LEVELS"]
+__all__ = [
+    "load",
+    "box_ious",
+    "level_histograms",
+    "confusion",
+    "MapValueError",
+    "LabelValueError",
+    "MAX_LEVELS",
+    "FALLBACK_WARNING",
+]
 
-logger = logging.getLogger(__name__)
-
-_SOURCE = Path(__file__).with_name("_components.c")
-#: Levels are stored as uint16 in the sweep (0 to the number of thresholds).
+#: Levels are uint16 in the sweep (0 to the number of thresholds): the most thresholds of its continuous mode.
+#: Equal to the extension's ``MAX_LEVELS`` (tested); here so that callers can decide without the extension.
 MAX_LEVELS = 65534
+#: The start of the one warning a process without the extension gets.
+FALLBACK_WARNING = "camfix.metrics: the compiled kernels are not installed"
+# The extension's status codes (_kernels.h).
+_ERR_ALLOC = -1
+_ERR_VALUES = -3
 
 _lock = threading.Lock()
-_library: Optional[ctypes.CDLL] = None
+_kernels: Optional[ModuleType] = None
 _tried = False
 
 
-def _cache_dir() -> Path:
-    if os.environ.get("CAMFIX_CACHE_DIR"):
-        return Path(os.environ["CAMFIX_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "camfix"
-
-
-# -O3: the mask pass and the per-image conversions vectorise (about 15% faster than -O2 on 224x224 maps).
-_FLAGS = ("-O3", "-std=c99", "-shared", "-fPIC")
-
-
-def _compile(source: Path, target: Path) -> None:
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if compiler is None:
-        raise RuntimeError("no C compiler found (set CC or install cc, gcc or clang)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Build under a temporary name and rename: concurrent processes (a torchrun job) never load a partial file.
-    handle, temporary = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(handle)
-    try:
-        command = [compiler, *_FLAGS, "-o", temporary, str(source), "-lm"]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr.strip()}")
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
-def load() -> Optional[ctypes.CDLL]:
-    """The compiled sweep, or ``None`` when it cannot be built (the callers then use OpenCV per threshold)."""
-    global _library, _tried
+def load() -> Optional[ModuleType]:
+    """The extension module, or ``None`` (not built, or ``CAMFIX_NO_NATIVE=1``): then the pure paths run."""
+    global _kernels, _tried
     with _lock:
-        if _tried:
-            return _library
-        _tried = True
-        if os.environ.get("CAMFIX_NO_NATIVE", "") not in ("", "0"):
-            return None
-        if sys.platform == "win32":
-            logger.info("camfix.metrics: no native sweep on Windows; using the per-threshold OpenCV path")
-            return None
-        try:
-            digest = hashlib.sha256(_SOURCE.read_bytes() + " ".join(_FLAGS).encode()).hexdigest()[:16]
-            target = _cache_dir() / f"components-{digest}-{sys.platform}-{os.uname().machine}.so"
-            if not target.exists():
-                _compile(_SOURCE, target)
-            library = ctypes.CDLL(str(target))
-        except (OSError, RuntimeError) as error:
-            logger.warning("camfix.metrics: native sweep unavailable (%s); using the slower OpenCV path", error)
-            return None
-        library.camfix_init.restype = None
-        library.camfix_init()
-        function = library.camfix_box_ious
-        function.restype = ctypes.c_int
-        function.argtypes = [
-            ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32,
-            ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32,
-            ctypes.c_void_p, ctypes.c_void_p,
-            ctypes.c_int32, ctypes.c_int32,
-            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-        ]  # fmt: skip
-        _library = library
-        return _library
+        if not _tried:
+            _tried = True
+            if os.environ.get("CAMFIX_NO_NATIVE", "") in ("", "0"):
+                try:
+                    from . import _kernels as module
+                except ImportError as error:
+                    warnings.warn(
+                        f"{FALLBACK_WARNING} ({error}); the metrics use their pure NumPy/OpenCV paths: same "
+                        "numbers, several times slower. Reinstall camfix where a C compiler and the Python headers "
+                        "are available (pip install . from a clone) to build them.",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+                else:
+                    _kernels = module
+        return _kernels
 
 
 class MapValueError(ValueError):
-    """A map value outside ``[0, 1]``, or NaN: the caller finds it and says which (the sweep only notices)."""
+    """A map value outside ``[0, 1]``, or NaN: the caller finds it and says which (the kernels only notice)."""
+
+
+class LabelValueError(ValueError):
+    """A label outside the classes: the caller finds it and says which (the kernel only notices)."""
+
+
+def _check(status: int, error: ValueError) -> None:
+    if status == _ERR_VALUES:
+        raise error
+    if status == _ERR_ALLOC:
+        raise MemoryError("camfix.metrics: out of memory in a compiled kernel")
+    if status != 0:
+        raise RuntimeError(f"camfix.metrics: a compiled kernel rejected its arguments (status {status})")
 
 
 def box_ious(
-    library: ctypes.CDLL,
+    library: ModuleType,
     maps: np.ndarray,
     thresholds: np.ndarray,
     gt_boxes: Sequence[np.ndarray],
@@ -119,8 +94,6 @@ def box_ious(
     multi: bool,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best IoU per map and threshold of the chosen box (single) and of any box (multi), in one sweep per map.
-
-    The compiled call releases the GIL (ctypes), so threads may run this on disjoint slices of a batch.
 
     Args:
         library: from :func:`load`.
@@ -138,24 +111,65 @@ def box_ious(
     Raises:
         MapValueError: a map value is outside ``[0, 1]`` or NaN.
     """
-    count, height, width = maps.shape
+    count = maps.shape[0]
     iou_single = np.zeros((count, len(thresholds)))
     iou_multi = np.zeros((count, len(thresholds)))
-    ambiguous = np.zeros((count, len(thresholds)), dtype=np.uint8)
+    ambiguous = np.zeros((count, len(thresholds)), dtype=bool)
     boxes = np.ascontiguousarray(np.concatenate(gt_boxes), dtype=np.int64)
     box_start = np.concatenate([[0], np.cumsum([len(b) for b in gt_boxes])]).astype(np.int64)
-    thresholds = np.ascontiguousarray(thresholds, dtype=np.float64)
-    status = library.camfix_box_ious(
-        maps.ctypes.data, int(maps.dtype == np.float64), count, height, width,
-        thresholds.ctypes.data, len(thresholds), int(reference),
-        boxes.ctypes.data, box_start.ctypes.data,
-        int(single), int(multi),
-        iou_single.ctypes.data, iou_multi.ctypes.data, ambiguous.ctypes.data,
+    status = library.box_ious(
+        maps, np.ascontiguousarray(thresholds, dtype=np.float64), boxes, box_start, reference, single, multi,
+        iou_single, iou_multi, ambiguous,
     )  # fmt: skip
-    if status == -3:
-        raise MapValueError("a map value is outside [0, 1] or NaN")
-    if status == -1:
-        raise MemoryError(f"camfix.metrics: out of memory sweeping {height}x{width} maps")
-    if status != 0:
-        raise RuntimeError(f"camfix.metrics: native sweep rejected its arguments (status {status})")
-    return iou_single, iou_multi, ambiguous.view(bool)
+    _check(status, MapValueError("a map value is outside [0, 1] or NaN"))
+    return iou_single, iou_multi, ambiguous
+
+
+def level_histograms(
+    library: ModuleType,
+    maps: np.ndarray,
+    masks: np.ndarray,
+    ignore: Optional[np.ndarray],
+    edges: np.ndarray,
+    strict: bool,
+    per_image: bool,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Foreground and background pixel counts per level, ``level = #{edges < value}`` (strict) or ``<=``.
+
+    Args:
+        library: from :func:`load`.
+        maps: ``(N, H, W)`` float32 or float64, C-contiguous.
+        masks: ``(N, H, W)`` bool, C-contiguous: the foreground.
+        ignore: ``None`` or ``(N, H, W)`` bool, C-contiguous: background pixels left out of the counts.
+        edges: ``(E,)`` non-decreasing.
+        strict: count the edges below the value (``edge < value``) rather than those not above it.
+        per_image: one row per map, else one row for the batch.
+
+    Returns:
+        ``(foreground, background)``, int64 ``(N or 1, E + 1)``.
+
+    Raises:
+        MapValueError: a map value is outside ``[0, 1]`` or NaN.
+    """
+    shape = (maps.shape[0] if per_image else 1, len(edges) + 1)
+    foreground, background = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
+    status = library.level_histograms(
+        maps, masks, ignore, np.ascontiguousarray(edges, dtype=np.float64), strict, foreground, background
+    )
+    _check(status, MapValueError("a map value is outside [0, 1] or NaN"))
+    return foreground, background
+
+
+def confusion(
+    library: ModuleType, preds: np.ndarray, targets: np.ndarray, classes: int, ignore_index: Optional[int]
+) -> np.ndarray:
+    """The ``(classes, classes)`` int64 confusion matrix (rows targets) of two C-contiguous integer label arrays
+    of one shape, targets equal to ``ignore_index`` left out.
+
+    Raises:
+        LabelValueError: a prediction, or a target other than ``ignore_index``, is outside ``[0, classes)``.
+    """
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    status = library.confusion(preds, targets, classes, ignore_index, matrix)
+    _check(status, LabelValueError("a label is outside the classes"))
+    return matrix

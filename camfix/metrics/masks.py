@@ -1,7 +1,9 @@
 """Pixel metrics of score maps against ground-truth masks: Peak IoU (LID 2020 Track 3) and PxAP.
 
 Both only need, per image, how many foreground and how many background pixels fall in each threshold bin, so the
-state is two histograms of O(thresholds) counts and one pass over the pixels gives every threshold at once.
+state is two histograms of O(thresholds) counts and one pass over the pixels gives every threshold at once. The
+compiled kernel (``_counts.c``) makes that pass over the caller's arrays, without a copy of the batch; without it,
+NumPy does it one map at a time.
 
 Peak IoU: the map is thresholded at every level (strict ``map > tau``; default ``tau = k / 255``, ``k = 0..255``,
 every level of an 8-bit map), each binary map is compared with the mask by IoU, and the peak of that IoU curve
@@ -26,8 +28,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._validation import check_int
+from ..crf import usable_cpus
+from . import _native
 from ._base import Metric
-from ._common import check_binary, check_maps, check_mode, check_thresholds
+from ._common import check_binary, check_map_values, check_maps, check_mode, check_thresholds, run_slices
 
 __all__ = [
     "PEAK_IOU_THRESHOLDS",
@@ -49,30 +54,62 @@ REDUCTIONS = ("dataset", "image")
 
 def _check_masks(
     maps: Tensor, masks: Tensor, ignore: Optional[Tensor]
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Float64 maps, bool masks and bool "counted" pixels (not ignored; foreground is never ignored)."""
-    maps = check_maps("maps", maps)
+) -> Tuple[Tensor, np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """The checked maps (values not yet: see :func:`_level_histograms`), their values as C-contiguous float32 or
+    float64 (the tensor's own memory where it can be), and the bool masks and ignore region (``None``: none)."""
+    maps = check_maps("maps", maps, values=False)
     shape = tuple(maps.shape)
-    mask_array = check_binary("masks", masks, shape)
-    counted = np.ones(shape, dtype=bool)
-    if ignore is not None:
-        # As the reference's get_mask: the ignore region minus the foreground.
-        counted = ~(check_binary("ignore", ignore, shape) & ~mask_array)
-    return maps.detach().cpu().to(torch.float64).numpy(), mask_array, counted
+    mask_array = np.ascontiguousarray(check_binary("masks", masks, shape))
+    ignore_array = None if ignore is None else np.ascontiguousarray(check_binary("ignore", ignore, shape))
+    values = maps.detach().cpu()
+    if values.dtype not in (torch.float32, torch.float64):
+        values = values.to(torch.float32)  # every float16 and bfloat16 value is exact in float32
+    return maps, np.ascontiguousarray(values.numpy()), mask_array, ignore_array
 
 
-def _histograms(
-    bins: np.ndarray, masks: np.ndarray, counted: np.ndarray, n_bins: int
+def _level_histograms(
+    maps: Tensor,
+    values: np.ndarray,
+    masks: np.ndarray,
+    ignore: Optional[np.ndarray],
+    edges: np.ndarray,
+    strict: bool,
+    per_image: bool,
+    workers: Optional[int],
 ) -> Tuple[np.ndarray, np.ndarray]:
-    """Per image ``(N, n_bins)`` int64 counts of foreground and of background pixels in each bin."""
-    batch = bins.shape[0]
-    offsets = (np.arange(batch) * n_bins)[:, None, None]
-    flat = (bins + offsets)[counted]
-    foreground = masks[counted]
-    size = batch * n_bins
-    fg = np.bincount(flat[foreground], minlength=size).reshape(batch, n_bins)
-    bg = np.bincount(flat[~foreground], minlength=size).reshape(batch, n_bins)
-    return fg.astype(np.int64), bg.astype(np.int64)
+    """Per level the foreground pixels and the background pixels outside ``ignore``, int64 ``(N or 1, E + 1)``.
+
+    A pixel's level is the number of ``edges`` below its value, strictly (``edge < value``) or not; ``edges`` are
+    compared with the values as float64, so a value on an edge falls exactly where the comparison puts it. Raises
+    the error that names a map value outside ``[0, 1]`` (checked in the same pass by the compiled kernel). The
+    compiled kernel runs on ``workers`` slices of the batch at once (``None``: one per usable CPU).
+    """
+    library = _native.load()
+    if library is not None:
+
+        def count(first: int, last: int) -> Tuple[np.ndarray, np.ndarray]:
+            part = slice(first, last)
+            part_ignore = None if ignore is None else ignore[part]
+            return _native.level_histograms(library, values[part], masks[part], part_ignore, edges, strict, per_image)
+
+        try:
+            parts = run_slices(count, len(values), usable_cpus() if workers is None else workers)
+        except _native.MapValueError:
+            check_map_values("maps", maps)  # the kernel found a value outside [0, 1]: this names it
+            raise RuntimeError("camfix.metrics: the kernel found a map value outside [0, 1] that the check did not")
+        join = np.concatenate if per_image else sum
+        return join([part[0] for part in parts]), join([part[1] for part in parts])
+    check_map_values("maps", maps)
+    shape = (len(values) if per_image else 1, len(edges) + 1)
+    foreground, background = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
+    side = "left" if strict else "right"  # searchsorted's index is #{edge < value} or #{edge <= value}
+    for index, (value, mask) in enumerate(zip(values, masks)):  # one map at a time: memory of one map
+        levels = np.searchsorted(edges, value, side=side)
+        counted = ~mask if ignore is None else ~(mask | ignore[index])
+        row = index if per_image else 0
+        foreground[row] += np.bincount(levels[mask], minlength=shape[1])
+        background[row] += np.bincount(levels[counted], minlength=shape[1])
+    return foreground, background
 
 
 def _above_counts(histogram: np.ndarray) -> np.ndarray:
@@ -127,14 +164,18 @@ class PeakIoU(Metric):
             ``q > k``, which float32 rounding would not guarantee).
         reduction: ``"dataset"`` (default): ``sum of intersections / sum of unions`` per threshold;
             ``"image"``: mean over images of each image's IoU (every mask must then have a foreground pixel).
+        workers: threads counting the maps of a batch; default ``None``: one per usable CPU.
     """
 
-    def __init__(self, thresholds: Optional[object] = None, reduction: str = "dataset") -> None:
+    def __init__(
+        self, thresholds: Optional[object] = None, reduction: str = "dataset", workers: Optional[int] = None
+    ) -> None:
         super().__init__()
         self.thresholds = PEAK_IOU_THRESHOLDS.copy() if thresholds is None else check_thresholds(thresholds)
         if not isinstance(reduction, str) or reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.reduction = reduction
+        self.workers = None if workers is None else check_int("workers", workers, 1)
         levels = len(self.thresholds)
         self._add_state("num_images", torch.zeros((), dtype=torch.int64))
         if reduction == "dataset":
@@ -158,9 +199,11 @@ class PeakIoU(Metric):
             ignore: optional ``(N, H, W)`` bool pixels left out of both intersection and union (foreground
                 pixels are never ignored).
         """
-        values, mask_array, counted = _check_masks(maps, masks, ignore)
-        levels = np.searchsorted(self.thresholds, values, side="left")  # #{tau < value}
-        fg, bg = _histograms(levels, mask_array, counted, len(self.thresholds) + 1)
+        maps, values, mask_array, ignore_array = _check_masks(maps, masks, ignore)
+        # Level #{tau < value}: the pixel is foreground at the thresholds below its level.
+        fg, bg = _level_histograms(
+            maps, values, mask_array, ignore_array, self.thresholds, True, self.reduction == "image", self.workers
+        )
         if self.reduction == "dataset":
             self.foreground_hist += torch.from_numpy(fg.sum(axis=0))
             self.background_hist += torch.from_numpy(bg.sum(axis=0))
@@ -217,6 +260,7 @@ def peak_iou(
     *,
     thresholds: Optional[object] = None,
     reduction: str = "dataset",
+    workers: Optional[int] = None,
 ) -> PeakIoUResult:
     """Peak IoU of one batch of maps: :class:`PeakIoU` with one update.
 
@@ -230,11 +274,12 @@ def peak_iou(
             :data:`PEAK_IOU_THRESHOLDS`, the 256 levels ``k / 255`` of an 8-bit map.
         reduction: ``"dataset"`` (default): intersections and unions summed over the images per threshold;
             ``"image"``: mean of the per-image IoUs (every mask needs a foreground pixel).
+        workers: threads counting the maps; default ``None``: one per usable CPU.
 
     Returns:
         A :class:`PeakIoUResult`, IoUs in percent.
     """
-    metric = PeakIoU(thresholds, reduction)
+    metric = PeakIoU(thresholds, reduction, workers)
     metric.update(maps, masks, ignore)
     return metric.compute()
 
@@ -298,17 +343,24 @@ class PxAP(Metric):
     Args:
         thresholds: CAM thresholds; default :func:`~camfix.metrics.cam_thresholds` ``(0.01)``.
         mode: ``"reference"`` (bit for bit the reference) or ``"continuous"``.
+        workers: threads counting the maps of a batch; default ``None``: one per usable CPU.
     """
 
-    def __init__(self, thresholds: Optional[object] = None, mode: str = "reference") -> None:
+    def __init__(
+        self, thresholds: Optional[object] = None, mode: str = "reference", workers: Optional[int] = None
+    ) -> None:
         super().__init__()
         self.thresholds = check_thresholds(thresholds)
         self.mode = check_mode(mode)
+        self.workers = None if workers is None else check_int("workers", workers, 1)
         if self.mode == "reference":
-            # The reference's right edges: thresholds, then 1, 2, 3 (bins [t_k, t_k+1), ..., [1, 2), [2, 3]).
-            self._edges = np.append(self.thresholds, [1.0, 2.0, 3.0])
-            n_bins = len(self._edges) - 1
+            # The reference's np.histogram edges are the thresholds, then 1, 2, 3: bins [t_0, t_1), ...,
+            # [t_T-1, 1), [1, 2), [2, 3]. A value in [0, 1] lies in bin #{edge <= value} - 1 of the thresholds and
+            # 1, or below t_0 and outside every bin; [2, 3] stays empty.
+            self._edges = np.append(self.thresholds, 1.0)
+            n_bins = len(self.thresholds) + 2
         else:
+            self._edges = self.thresholds
             n_bins = len(self.thresholds) + 1
         self._add_state("num_images", torch.zeros((), dtype=torch.int64))
         self._add_state("foreground_hist", torch.zeros(n_bins, dtype=torch.int64))
@@ -328,16 +380,18 @@ class PxAP(Metric):
             masks: ``(N, H, W)`` ground-truth foreground, bool (or integer 0/1).
             ignore: optional ``(N, H, W)`` bool region left out (minus the foreground, as the reference).
         """
-        values, mask_array, counted = _check_masks(maps, masks, ignore)
-        if self.mode == "reference":
-            # np.histogram's bins: [e_i, e_i+1), the last one closed; values below e_0 do not exist in [0, 1].
-            bins = np.searchsorted(self._edges, values, side="right") - 1
-            bins = np.minimum(bins, len(self._edges) - 2)
+        maps, values, mask_array, ignore_array = _check_masks(maps, masks, ignore)
+        reference = self.mode == "reference"
+        fg, bg = _level_histograms(
+            maps, values, mask_array, ignore_array, self._edges, not reference, False, self.workers
+        )
+        if reference:
+            # Level 0 lies below the first threshold, outside np.histogram's bins (possible when t_0 > 0).
+            self.foreground_hist[:-1] += torch.from_numpy(fg[0, 1:])
+            self.background_hist[:-1] += torch.from_numpy(bg[0, 1:])
         else:
-            bins = np.searchsorted(self.thresholds, values, side="left")  # #{tau < value}
-        fg, bg = _histograms(bins, mask_array, counted, self.foreground_hist.shape[0])
-        self.foreground_hist += torch.from_numpy(fg.sum(axis=0))
-        self.background_hist += torch.from_numpy(bg.sum(axis=0))
+            self.foreground_hist += torch.from_numpy(fg[0])
+            self.background_hist += torch.from_numpy(bg[0])
         self.num_images += values.shape[0]
 
     def compute(self) -> PxAPResult:
@@ -373,6 +427,7 @@ def pxap(
     *,
     thresholds: Optional[object] = None,
     mode: str = "reference",
+    workers: Optional[int] = None,
 ) -> PxAPResult:
     """PxAP of one batch of maps: :class:`PxAP` with one update.
 
@@ -384,10 +439,11 @@ def pxap(
         thresholds: CAM thresholds; default :func:`~camfix.metrics.cam_thresholds` ``(0.01)``.
         mode: ``"reference"`` (default, clovaai/wsolevaluation's ``MaskEvaluator`` bit for bit: a pixel is
             predicted when ``map >= tau``) or ``"continuous"`` (``map > tau``).
+        workers: threads counting the maps; default ``None``: one per usable CPU.
 
     Returns:
         A :class:`PxAPResult`, PxAP in percent.
     """
-    metric = PxAP(thresholds, mode)
+    metric = PxAP(thresholds, mode, workers)
     metric.update(maps, masks, ignore)
     return metric.compute()

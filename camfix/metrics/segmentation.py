@@ -4,18 +4,22 @@ A confusion matrix over all pixels of the dataset, background included as class 
 benchmarks do), pixels labelled ``ignore_index`` (255) left out. Per class ``IoU_c = TP / (TP + FP + FN)`` from
 the matrix; the mean runs over the classes that occur in the ground truth or in the predictions (a class absent
 from both has no IoU and is left out of the mean, as in mmsegmentation's ``nanmean``). Percent.
+
+The compiled kernel (``_counts.c``) counts the pixels in one pass over the caller's label arrays, whatever their
+integer type, and checks the labels in the same pass; without it, torch does it with int64 copies.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from .._validation import check_int, check_integer_tensor
+from . import _native
 from ._base import Metric
 
 __all__ = ["IGNORE_INDEX", "MeanIoU", "MeanIoUResult", "mean_iou"]
@@ -97,6 +101,25 @@ class MeanIoU(Metric):
         """
         preds = _check_labels("preds", preds, None)
         targets = _check_labels("targets", targets, tuple(preds.shape))
+        library = _native.load()
+        if library is not None:
+            pred_array = np.ascontiguousarray(preds.detach().cpu().numpy())
+            target_array = np.ascontiguousarray(targets.detach().cpu().numpy())
+            try:
+                matrix = _native.confusion(library, pred_array, target_array, self.num_classes, self.ignore_index)
+            except _native.LabelValueError:
+                self._counted_labels(preds, targets)  # the kernel found a label outside the classes: this names it
+                raise RuntimeError("camfix.metrics: the kernel found a label outside the classes the check did not")
+            self.confusion += torch.from_numpy(matrix)
+            return
+        pred, target, valid = self._counted_labels(preds, targets)
+        count = self.num_classes
+        pairs = target[valid] * count + pred[valid]
+        self.confusion += torch.bincount(pairs, minlength=count * count).reshape(count, count)
+
+    def _counted_labels(self, preds: Tensor, targets: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Flat int64 predictions and targets and the bool mask of the pixels to count (targets other than
+        ``ignore_index``); raises ValueError naming the first prediction or target outside the classes."""
         pred = preds.detach().cpu().to(torch.int64).flatten()
         target = targets.detach().cpu().to(torch.int64).flatten()
         count = self.num_classes
@@ -112,8 +135,7 @@ class MeanIoU(Metric):
         if bool(bad.any()):
             allowed = f"[0, {count - 1}]" + (f" or {self.ignore_index}" if self.ignore_index is not None else "")
             raise ValueError(f"targets must hold labels in {allowed}, got {int(target[bad][0])}")
-        pairs = target[valid] * count + pred[valid]
-        self.confusion += torch.bincount(pairs, minlength=count * count).reshape(count, count)
+        return pred, target, valid
 
     def compute(self) -> MeanIoUResult:
         """mIoU of everything added so far (call :meth:`sync` first in a distributed job).

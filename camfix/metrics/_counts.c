@@ -1,0 +1,148 @@
+/*
+ * The counting kernels of the pixel metrics: one pass over the pixels, state of O(thresholds) or O(classes^2).
+ *
+ * camfix_level_histograms (PxAP, Peak IoU): a pixel's level is how many edges lie below its value, strictly
+ * (edge < v: "v > tau" is the foreground at tau for edge k < level) or not (edge <= v: np.histogram's half-open
+ * bins [e_k, e_k+1), bin level - 1). Per level, the kernel counts the foreground pixels and the counted
+ * background pixels. Binary search over ~100 or ~1000 edges costs 7-10 unpredictable branches per pixel; here a
+ * table over equal cells of [0, 1] gives each cell's level at its left end and the exact comparisons with the
+ * edges then step from there. The comparisons alone decide the level (the table only decides where they start),
+ * so ties at the edges are exactly those of the comparison, for any edges; with near-uniform edges a value takes
+ * one or two steps.
+ *
+ * camfix_confusion (mIoU): a confusion matrix of integer label images of any width, the labels range-checked in
+ * the same pass.
+ */
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "_kernels.h"
+
+/* Table cells per level: with near-uniform edges a cell then holds at most one edge. */
+enum { CELLS_PER_LEVEL = 4, MAX_CELLS = 1 << 20 };
+
+#define BELOW_STRICT(edge, value) ((edge) < (value))
+#define BELOW_OR_EQUAL(edge, value) ((edge) <= (value))
+
+/*
+ * Counts one map's pixels into scratch[4 * level + row], row 0 (foreground), 1 (counted background) or 2
+ * (ignored background). `padded` holds the edges between -inf and +inf, so the steps need no bounds test: level
+ * l lies between padded[l] (below the value) and padded[l + 1] (not below it). The first step up is taken
+ * without a branch (a value lies above its cell's edge about half the time: a branch would guess wrong); the
+ * loops after it almost never run. `ignored` is the mask itself when there is no ignore region (a background
+ * pixel's mask is 0), so the row needs no branch either.
+ */
+#define COUNT_MAP(TYPE, BELOW)                                                                                 \
+    for (int64_t p = 0; p < pixels; ++p) {                                                                     \
+        const double value = (double)((const TYPE *)map)[p];                                                   \
+        if (!(value >= 0.0 && value <= 1.0)) return CAMFIX_ERR_VALUES;                                         \
+        int64_t level = start[(int64_t)(value * scale)];                                                       \
+        level += BELOW(padded[level + 1], value);                                                              \
+        while (BELOW(padded[level + 1], value)) ++level;                                                       \
+        while (!BELOW(padded[level], value)) --level;                                                          \
+        const int64_t background = mask[p] == 0;                                                               \
+        scratch[4 * level + background + (background & (ignored[p] != 0))]++;                                 \
+    }
+
+static int count_map(const void *map, int32_t is_float64, int64_t pixels, const uint8_t *mask,
+                     const uint8_t *ignored, const double *padded, const int32_t *start, int32_t cells,
+                     int32_t strict, int64_t *scratch) {
+    const double scale = (double)cells; /* value * scale <= cells for value <= 1: the table has cells + 1 */
+    if (is_float64 && strict) { COUNT_MAP(double, BELOW_STRICT) }
+    else if (is_float64) { COUNT_MAP(double, BELOW_OR_EQUAL) }
+    else if (strict) { COUNT_MAP(float, BELOW_STRICT) }
+    else { COUNT_MAP(float, BELOW_OR_EQUAL) }
+    return CAMFIX_OK;
+}
+
+/*
+ * Level histograms of `count` maps of `pixels` values each: foreground[r * (n_edges + 1) + l] += the pixels of
+ * level l with a true mask, background[...] += those with a false mask that ignore (NULL: none) does not mark,
+ * where r is the map's index (per_image) or 0. The outputs are only added to, and are partly updated when a value
+ * is rejected: the caller passes zeroed scratch arrays.
+ *
+ * maps: (count, pixels) float32 (is_float64 == 0) or float64. masks, ignore: (count, pixels) bytes, non-zero is
+ * true. edges: n_edges >= 1 non-decreasing values. strict: level = #{edge < value}, else #{edge <= value}.
+ * Returns CAMFIX_OK, CAMFIX_ERR_VALUES (a value outside [0, 1] or NaN), CAMFIX_ERR_ALLOC or CAMFIX_ERR_ARGS.
+ */
+int camfix_level_histograms(const void *maps, int32_t is_float64, int64_t count, int64_t pixels,
+                            const uint8_t *masks, const uint8_t *ignore, const double *edges, int32_t n_edges,
+                            int32_t strict, int32_t per_image, int64_t *foreground, int64_t *background) {
+    if (count < 0 || pixels < 0 || n_edges < 1 || n_edges > INT32_MAX - 2) return CAMFIX_ERR_ARGS;
+    const int64_t bins = (int64_t)n_edges + 1;
+    const int32_t cells = bins > MAX_CELLS / CELLS_PER_LEVEL ? MAX_CELLS : (int32_t)(bins * CELLS_PER_LEVEL);
+    int32_t *start = (int32_t *)malloc(sizeof(int32_t) * ((size_t)cells + 1));
+    double *padded = (double *)malloc(sizeof(double) * ((size_t)n_edges + 2));
+    int64_t *scratch = (int64_t *)calloc(4 * (size_t)bins, sizeof(int64_t));
+    int status = start && padded && scratch ? CAMFIX_OK : CAMFIX_ERR_ALLOC;
+    if (status == CAMFIX_OK) {
+        padded[0] = -HUGE_VAL;
+        memcpy(padded + 1, edges, sizeof(double) * (size_t)n_edges);
+        padded[n_edges + 1] = HUGE_VAL;
+        /* Each cell's level at its left end, by binary search: only where the steps start. */
+        for (int32_t c = 0; c <= cells; ++c) {
+            const double left = (double)c / (double)cells;
+            int32_t low = 0, high = n_edges;
+            while (low < high) {
+                const int32_t middle = low + (high - low) / 2;
+                if (strict ? edges[middle] < left : edges[middle] <= left) low = middle + 1; else high = middle;
+            }
+            start[c] = low;
+        }
+    }
+    for (int64_t i = 0; i < count && status == CAMFIX_OK; ++i) {
+        const size_t offset = (size_t)i * (size_t)pixels;
+        const void *map = is_float64 ? (const void *)((const double *)maps + offset)
+                                     : (const void *)((const float *)maps + offset);
+        status = count_map(map, is_float64, pixels, masks + offset, (ignore ? ignore : masks) + offset, padded,
+                           start, cells, strict, scratch);
+        if (status == CAMFIX_OK && (per_image || i == count - 1)) {
+            int64_t *fg = foreground + (per_image ? i * bins : 0), *bg = background + (per_image ? i * bins : 0);
+            for (int64_t l = 0; l < bins; ++l) {
+                fg[l] += scratch[4 * l];
+                bg[l] += scratch[4 * l + 1];
+            }
+            memset(scratch, 0, 4 * (size_t)bins * sizeof(int64_t));
+        }
+    }
+    free(start);
+    free(padded);
+    free(scratch);
+    return status;
+}
+
+static inline int64_t load_label(const void *labels, camfix_label_type type, int64_t i) {
+    switch (type) {
+        case CAMFIX_U8: return ((const uint8_t *)labels)[i];
+        case CAMFIX_I8: return ((const int8_t *)labels)[i];
+        case CAMFIX_U16: return ((const uint16_t *)labels)[i];
+        case CAMFIX_I16: return ((const int16_t *)labels)[i];
+        case CAMFIX_U32: return ((const uint32_t *)labels)[i];
+        case CAMFIX_I32: return ((const int32_t *)labels)[i];
+        /* Above INT64_MAX turns negative: outside the classes either way. */
+        case CAMFIX_U64: return (int64_t)((const uint64_t *)labels)[i];
+        default: return ((const int64_t *)labels)[i];
+    }
+}
+
+/*
+ * confusion[t * classes + p] += 1 for every pixel with target t and prediction p, except where t == ignore_index
+ * (when use_ignore). Returns CAMFIX_ERR_VALUES when a prediction, or a target that is not ignore_index,
+ * lies outside [0, classes); the matrix is then partly updated (the caller passes a zeroed scratch one).
+ */
+int camfix_confusion(const void *preds, camfix_label_type pred_type, const void *targets,
+                     camfix_label_type target_type, int64_t pixels, int64_t classes, int32_t use_ignore,
+                     int64_t ignore_index, int64_t *confusion) {
+    if (pixels < 0 || classes < 1) return CAMFIX_ERR_ARGS;
+    for (int64_t i = 0; i < pixels; ++i) {
+        const int64_t pred = load_label(preds, pred_type, i), target = load_label(targets, target_type, i);
+        /* Unsigned comparisons: a negative label wraps above classes. */
+        if ((uint64_t)pred >= (uint64_t)classes) return CAMFIX_ERR_VALUES;
+        if (use_ignore && target == ignore_index) continue;
+        if ((uint64_t)target >= (uint64_t)classes) return CAMFIX_ERR_VALUES;
+        confusion[target * classes + pred]++;
+    }
+    return CAMFIX_OK;
+}
