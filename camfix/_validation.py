@@ -83,6 +83,15 @@ def check_batch_or_single(
     return batch, single
 
 
+def check_dense(name: str, value: torch.Tensor) -> None:
+    """Reject a tensor whose values cannot be read: a sparse (any non-strided) layout, or the meta device, which
+    has shapes but no data. Reading one (a finiteness check, a minimum, a box) would fail inside torch."""
+    if value.layout != torch.strided:
+        raise TypeError(f"{name} must be a dense tensor (layout torch.strided), got layout {value.layout}")
+    if value.is_meta:
+        raise TypeError(f"{name} must hold data (a CPU or CUDA tensor), got a tensor on the meta device")
+
+
 def check_spatial_nonempty(name: str, value: torch.Tensor) -> None:
     """Reject a map ``(..., H, W)`` with ``H = 0`` or ``W = 0`` (an empty batch of maps passes): a map with no
     pixel has no minimum, maximum, percentile or box."""
@@ -112,16 +121,20 @@ def check_number(
     low_inclusive: bool = True,
     high_inclusive: bool = True,
 ) -> float:
-    """Check that ``value`` is a real number in the given interval; return it as ``float``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """Check that ``value`` is a real number (Python or numpy, not a bool) in the given interval; return it as
+    ``float``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {_describe(value)}")
-    value = float(value)
-    above = value >= low if low_inclusive else value > low
-    below = value <= high if high_inclusive else value < high
-    if math.isnan(value) or not (above and below):
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the range of a float lies outside any interval of floats
+        number = math.inf if value > 0 else -math.inf
+    above = number >= low if low_inclusive else number > low
+    below = number <= high if high_inclusive else number < high
+    if math.isnan(number) or not (above and below):
         interval = f"{'[' if low_inclusive else '('}{low:g}, {high:g}{']' if high_inclusive else ')'}"
         raise ValueError(f"{name} must be in {interval}, got {value!r}")
-    return value
+    return number
 
 
 def check_bool(name: str, value: object) -> bool:
@@ -132,11 +145,11 @@ def check_bool(name: str, value: object) -> bool:
 
 
 def check_size(name: str, value: object) -> Tuple[int, int]:
-    """Check an ``(H, W)`` size of positive integers; return it as a tuple."""
+    """Check an ``(H, W)`` size of positive integers (Python or numpy); return it as a tuple of ints."""
     if (
         not isinstance(value, (tuple, list, torch.Size))
         or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+        or not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and v > 0 for v in value)
     ):
         raise ValueError(f"{name} must be a pair of positive ints (H, W), got {_describe(value)}")
     return int(value[0]), int(value[1])
@@ -159,11 +172,16 @@ def _check_integer_dtype(name: str, tensor: torch.Tensor) -> None:
 def check_classes(name: str, value: object, batch: int, num_classes: int) -> torch.Tensor:
     """Check one class index per image: an int64-compatible tensor or sequence of shape ``(batch,)``."""
     if isinstance(value, (list, tuple)):
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in value):
             raise TypeError(f"{name} must hold ints, got {_describe(value)}")
-        value = torch.tensor(value, dtype=torch.long)
+        if value and not -(2**63) <= min(value) <= max(value) < 2**63:  # no int64 tensor can hold them
+            raise ValueError(
+                f"{name} must hold class indices in [0, {num_classes - 1}], got values in [{min(value)}, {max(value)}]"
+            )
+        value = torch.tensor([int(v) for v in value], dtype=torch.long)
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a tensor or list of class indices of shape (N,), got {_describe(value)}")
+    check_dense(name, value)
     _check_integer_dtype(name, value)
     if value.dim() != 1 or value.shape[0] != batch:
         raise ValueError(f"{name} must have shape ({batch},) (one class per image), got {tuple(value.shape)}")

@@ -13,11 +13,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._validation import check_classes, check_finite, check_size, check_spatial_nonempty, check_tensor
+from ._validation import (
+    check_bool,
+    check_classes,
+    check_dense,
+    check_finite,
+    check_size,
+    check_spatial_nonempty,
+    check_tensor,
+)
 
 __all__ = ["cam", "resize_maps", "normalize_maps"]
 
 INTERPOLATION_MODES = ("bilinear", "bicubic")
+#: The most pixels ``H * W`` of one resized map: OpenCV's limit on an image (``CV_IO_MAX_IMAGE_PIXELS``), so the
+#: largest image a map can be meant for. A larger size is a mistake (a byte count, a product of sides) that would
+#: otherwise exhaust memory: 2**30 float32 pixels already take 4 GiB per map.
+MAX_MAP_PIXELS = 2**30
 
 
 def cam(
@@ -50,7 +62,9 @@ def cam(
     :func:`normalize_maps` and the threshold functions accept as it is.
     """
     check_tensor("features", features, 4, shape_hint="(N, C, h, w)")
+    check_dense("features", features)
     check_tensor("fc_weight", fc_weight, (2, 4), shape_hint="(K, C) or (K, C, 1, 1)")
+    check_dense("fc_weight", fc_weight)
     if fc_weight.dim() == 4:
         if fc_weight.shape[2:] != (1, 1):
             raise ValueError(
@@ -62,22 +76,29 @@ def cam(
             f"fc_weight has {fc_weight.shape[1]} input channels but features have C={features.shape[1]} "
             f"(fc_weight shape {tuple(fc_weight.shape)}, features shape {tuple(features.shape)})"
         )
-    if not isinstance(clamp_negative, bool):
-        raise TypeError(f"clamp_negative must be a bool, got {type(clamp_negative).__name__} {clamp_negative!r}")
+    clamp_negative = check_bool("clamp_negative", clamp_negative)
+    if classes is not None:
+        classes = check_classes("classes", classes, features.shape[0], fc_weight.shape[0]).to(features.device)
     check_finite("fc_weight", fc_weight)
     dtype = torch.float64 if torch.float64 in (features.dtype, fc_weight.dtype) else torch.float32
-    features = features.to(dtype)
     weight = fc_weight.to(device=features.device, dtype=dtype)
     if clamp_negative:
         weight = weight.clamp(min=0)
     if classes is None:
-        maps = torch.einsum("nchw,kc->nkhw", features, weight)
+        maps = torch.einsum("nchw,kc->nkhw", features.to(dtype), weight)
     else:
-        classes = check_classes("classes", classes, features.shape[0], weight.shape[0]).to(features.device)
-        maps = torch.einsum("nchw,nc->nhw", features, weight[classes])
+        maps = torch.einsum("nchw,nc->nhw", features.to(dtype), weight[classes])
     # Any NaN or inf in features reaches the maps (inf * 0 is NaN), so checking the small output instead of the
-    # large input catches the same inputs at a fraction of the cost.
-    check_finite("features (through the maps they give)", maps)
+    # large input catches the same inputs at a fraction of the cost; the input is read only to name the cause.
+    try:
+        check_finite("maps", maps)
+    except ValueError:
+        check_finite("features", features)
+        largest_feature, largest_weight = (float(t.detach().abs().max()) for t in (features, fc_weight))
+        raise ValueError(
+            f"features and fc_weight give maps beyond the range of {dtype} (largest |features| {largest_feature:g}, "
+            f"largest |fc_weight| {largest_weight:g}): scale them down or pass them as float64"
+        ) from None
     return maps
 
 
@@ -94,8 +115,9 @@ def resize_maps(
     which :func:`normalize_maps` recognises, so the map still normalises to zeros.
 
     Args:
-        maps: ``(N, h, w)``, ``(N, K, h, w)`` or one map ``(h, w)``, floating point; ``h, w >= 1``.
-        size: output ``(H, W)``.
+        maps: ``(N, h, w)``, ``(N, K, h, w)`` or one map ``(h, w)``, floating point, finite; ``h, w >= 1``
+            (``N = 0`` or ``K = 0`` give empty maps).
+        size: output ``(H, W)``, positive ints, at most ``2**30`` pixels ``H * W`` (OpenCV's limit on an image).
         mode: ``"bicubic"`` or ``"bilinear"``.
 
     Returns:
@@ -103,14 +125,23 @@ def resize_maps(
         it already has the size).
     """
     check_tensor("maps", maps, (2, 3, 4), shape_hint="(N, h, w), (N, K, h, w) or (h, w)", allow_empty=True)
+    check_dense("maps", maps)
     check_spatial_nonempty("maps", maps)
     size = check_size("size", size)
-    if mode not in INTERPOLATION_MODES:
+    if size[0] * size[1] > MAX_MAP_PIXELS:
+        raise ValueError(
+            f"size must have at most {MAX_MAP_PIXELS} pixels H * W (OpenCV's limit on an image), got {size}, "
+            f"{size[0] * size[1]} pixels"
+        )
+    # An array is not a mode even when it compares equal to one (np.array(["bilinear"]) == "bilinear").
+    if not isinstance(mode, str) or mode not in INTERPOLATION_MODES:
         raise ValueError(f"mode must be one of {INTERPOLATION_MODES}, got {mode!r}")
+    check_finite("maps", maps)
     if maps.shape[-2:] == size:
         return maps
-    # F.interpolate takes (N, C, h, w): a batch of maps is N one-channel images (N = 0 allowed), one map a single
-    # one-channel image.
+    if maps.numel() == 0:  # F.interpolate refuses zero channels (K = 0)
+        return maps.new_empty(maps.shape[:-2] + size)
+    # F.interpolate takes (N, C, h, w): a batch of maps is N one-channel images, one map a single one-channel image.
     four_dims = {4: maps, 3: maps.unsqueeze(1), 2: maps[None, None]}[maps.dim()]
     resized = F.interpolate(four_dims, size=size, mode=mode, align_corners=False)
     return resized if maps.dim() == 4 else resized.reshape(maps.shape[:-2] + size)
@@ -135,6 +166,7 @@ def normalize_maps(maps: Tensor) -> Tensor:
         all 0 for a constant map).
     """
     check_tensor("maps", maps, range(2, 9), shape_hint="(..., H, W)", allow_empty=True)
+    check_dense("maps", maps)
     check_spatial_nonempty("maps", maps)
     check_finite("maps", maps)
     low = maps.amin(dim=(-2, -1), keepdim=True)
