@@ -1,18 +1,19 @@
-"""Box metrics: camfix vs the reference evaluator's per-image, per-threshold loop, measured in the same run.
+"""Box metrics: camfix vs the unmodified reference evaluator (clovaai/wsolevaluation), measured in the same run.
 
-    python benchmarks/bench_metrics.py [--maps 1000] [--size 224] [--intervals 0.01 0.001] [--seed 0] [--workers N]
+    CAMFIX_REFERENCE_DIR=/tmp/wsolevaluation python benchmarks/bench_metrics.py [--maps 1000] [--size 224]
+        [--intervals 0.01 0.001] [--seed 0] [--workers N] [--repeats 1]
     python benchmarks/bench_metrics.py --full [--intervals 0.01] [--workers N]
     python benchmarks/bench_metrics.py --split [--maps 200] [--intervals 0.01]
 
 Default: ``--maps`` CAM-like score maps (a 7x7 random activation map, cubed, bicubic-upsampled to ``--size`` and
 min-max normalised, as a CAM is made) with one or two ground-truth boxes each. For every interval, the baseline is
-the reference's procedure written out (``reference_way``: quantise, and per threshold ``cv2.threshold`` on
-``int(tau * max)``, ``cv2.findContours``, the largest ``contourArea`` or every contour, ``cv2.boundingRect``,
-then its tiled IoU), once for MaxBoxAcc (largest contour) and once for MaxBoxAccV2 (every contour); camfix is
+the reference's ``BoxEvaluator`` (``accumulate`` per map, then ``compute``) imported unmodified from
+``$CAMFIX_REFERENCE_DIR`` (see ``benchmarks/_reference.py``; without it only camfix is timed, after a message),
+once for MaxBoxAcc (``multi_contour_eval=False``) and once for MaxBoxAccV2 (``True``); camfix is
 ``BoxAccuracy(multi_contour=False)`` and ``BoxAccuracy()`` in reference mode, with ``--workers`` threads (default:
-one per usable CPU, camfix's default). Prints wall and CPU seconds (CPU: all threads of the process), the ratios
-baseline/camfix and whether the accuracies are identical. Both sides run with the garbage collector off, as
-:mod:`timeit` does.
+one per usable CPU, camfix's default). Both sides take turns ``--repeats`` times with the garbage collector off,
+as :mod:`timeit` does; printed are the medians of wall and CPU seconds (CPU: all threads of the process), the
+ratios reference/camfix and whether the accuracies are identical.
 
 ``--split``: where camfix's time goes, one thread, CPU microseconds per map (best of 3): the compiled call alone
 for MaxBoxAcc (levels and the foreground sweep) and with MaxBoxAccV2 (plus the background sweep for holes),
@@ -30,16 +31,18 @@ import argparse
 import gc
 import os
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
+import _reference
 import camfix.metrics as metrics
 from camfix.crf import usable_cpus
 from camfix.metrics import _native
@@ -65,58 +68,14 @@ def random_boxes(rng: np.random.Generator, count: int, size: int) -> List[np.nda
     return boxes
 
 
-def reference_way(score_map: np.ndarray, gt_boxes: np.ndarray, thresholds: Sequence[float], multi: bool) -> List[float]:
-    """clovaai/wsolevaluation's compute_bboxes_from_scoremaps + calculate_multiple_iou, written out."""
-    height, width = score_map.shape
-    image = np.expand_dims((score_map * 255).astype(np.uint8), 2)
-    boxes_per_threshold, counts = [], []
-    for tau in thresholds:
-        _, binary = cv2.threshold(image, int(tau * np.max(image)), 255, cv2.THRESH_BINARY)
-        contours = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
-        if len(contours) == 0:
-            boxes_per_threshold.append(np.asarray([[0, 0, 0, 0]]))
-            counts.append(1)
-            continue
-        if not multi:
-            contours = [max(contours, key=cv2.contourArea)]
-        boxes = []
-        for contour in contours:
-            x, y, w, h = cv2.boundingRect(contour)
-            boxes.append([x, y, min(x + w, width - 1), min(y + h, height - 1)])
-        boxes_per_threshold.append(np.asarray(boxes))
-        counts.append(len(contours))
-    boxes = np.concatenate(boxes_per_threshold, axis=0)
-    count_a, count_b = boxes.shape[0], gt_boxes.shape[0]
-    box_a = np.tile(boxes, count_b)
-    box_a = np.expand_dims(box_a, axis=1).reshape((count_a, count_b, -1))
-    box_b = np.tile(gt_boxes, count_a)
-    box_b = np.transpose(np.expand_dims(box_b, axis=1).reshape((count_b, count_a, -1)), (1, 0, 2))
-    min_x = np.maximum(box_a[:, :, 0], box_b[:, :, 0])
-    min_y = np.maximum(box_a[:, :, 1], box_b[:, :, 1])
-    max_x = np.minimum(box_a[:, :, 2], box_b[:, :, 2])
-    max_y = np.minimum(box_a[:, :, 3], box_b[:, :, 3])
-    inter = np.maximum(0, max_x - min_x + 1) * np.maximum(0, max_y - min_y + 1)
-    area_a = (box_a[:, :, 2] - box_a[:, :, 0] + 1) * (box_a[:, :, 3] - box_a[:, :, 1] + 1)
-    area_b = (box_b[:, :, 2] - box_b[:, :, 0] + 1) * (box_b[:, :, 3] - box_b[:, :, 1] + 1)
-    ious = inter / (area_a + area_b - inter)
-    best, start = [], 0
-    for count in counts:
-        best.append(max(ious.max(1)[start : start + count]))
-        start += count
-    return best
-
-
-def reference_way_accuracy(
-    maps: np.ndarray, boxes: List[np.ndarray], thresholds: np.ndarray, multi: bool
+def reference_accuracy(
+    evaluation: object, maps: np.ndarray, boxes: List[np.ndarray], thresholds: np.ndarray, multi: bool
 ) -> List[float]:
-    """The reference's BoxEvaluator.accumulate/compute over all maps: max accuracy per IoU threshold."""
-    correct = {delta: np.zeros(len(thresholds)) for delta in (30, 50, 70)}
-    threshold_list = list(thresholds)
-    for score_map, gt_boxes in zip(maps, boxes):
-        best = np.asarray(reference_way(score_map, gt_boxes, threshold_list, multi))
-        for delta in correct:
-            correct[delta][np.where(best >= (delta / 100))[0]] += 1
-    return [float((correct[delta] * 100.0 / float(len(maps))).max()) for delta in (30, 50, 70)]
+    """The reference's ``BoxEvaluator`` over all maps: its max accuracy per IoU threshold (30, 50, 70)."""
+    evaluator = _reference.box_evaluator(evaluation, boxes, maps.shape[1], thresholds, multi)
+    for index, score_map in enumerate(maps):
+        evaluator.accumulate(score_map, str(index))
+    return [float(value) for value in _reference.quiet_compute(evaluator)]
 
 
 def camfix_accuracy(
@@ -126,7 +85,7 @@ def camfix_accuracy(
     for start in range(0, len(maps), 100):
         metric.update(maps[start : start + 100], boxes[start : start + 100])
     result = metric.compute()
-    return list(result.max_by_iou(multi=multi).values())
+    return [float(value) for value in result.max_by_iou(multi=multi).values()]
 
 
 def timed(fn: Callable[[], object]) -> Tuple[object, float, float]:
@@ -142,27 +101,50 @@ def timed(fn: Callable[[], object]) -> Tuple[object, float, float]:
         gc.enable()
 
 
+def take_turns(sides: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, Tuple[object, float, float]]:
+    """Run the sides in turn ``repeats`` times (so that a change of the machine's load hits all of them); per
+    side its value and its median wall and CPU seconds."""
+    walls: Dict[str, List[float]] = {name: [] for name in sides}
+    cpus: Dict[str, List[float]] = {name: [] for name in sides}
+    values: Dict[str, object] = {}
+    for _ in range(repeats):
+        for name, side in sides.items():
+            values[name], wall, cpu = timed(side)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+    return {name: (values[name], statistics.median(walls[name]), statistics.median(cpus[name])) for name in sides}
+
+
 def compare(args: argparse.Namespace) -> None:
+    evaluation = _reference.load()
     rng = np.random.default_rng(args.seed)
     maps = cam_like_maps(rng, args.maps, args.size)
     boxes = random_boxes(rng, args.maps, args.size)
     print(f"{args.maps} CAM-like maps of {args.size}x{args.size}, seed {args.seed}; native sweep: "
           f"{'yes' if _native.load() is not None else 'NO (OpenCV fallback)'}; camfix threads: "
-          f"{args.workers or usable_cpus()}; load average {os.getloadavg()[0]:.2f}")
+          f"{args.workers or usable_cpus()}; {args.repeats} turn(s), medians; load average {os.getloadavg()[0]:.2f}")
     map_tensor, box_tensors = torch.from_numpy(maps), [torch.from_numpy(b) for b in boxes]
     camfix_accuracy(map_tensor[:4], box_tensors[:4], metrics.cam_thresholds(0.1), True)  # warm-up: library load
-    header = f"{'interval':>8s}  {'metric':11s}  {'loop wall s':>11s}  {'loop cpu s':>10s}  {'camfix wall s':>13s}  "
+    header = f"{'interval':>8s}  {'metric':11s}  {'ref wall s':>10s}  {'ref cpu s':>9s}  {'camfix wall s':>13s}  "
     print(header + f"{'camfix cpu s':>12s}  {'ratio (cpu)':>11s}  {'ratio (wall)':>12s}  same")
     for interval in args.intervals:
         thresholds = metrics.cam_thresholds(interval)
         for multi, name in ((False, "MaxBoxAcc"), (True, "MaxBoxAccV2")):
-            expected, loop_wall, loop_cpu = timed(lambda: reference_way_accuracy(maps, boxes, thresholds, multi))
-            got, fast_wall, fast_cpu = timed(
-                lambda: camfix_accuracy(map_tensor, box_tensors, thresholds, multi, args.workers)
-            )
+            sides: Dict[str, Callable[[], object]] = {
+                "camfix": lambda: camfix_accuracy(map_tensor, box_tensors, thresholds, multi, args.workers)
+            }
+            if evaluation is not None:
+                sides["reference"] = lambda: reference_accuracy(evaluation, maps, boxes, thresholds, multi)
+            results = take_turns(sides, args.repeats)
+            got, fast_wall, fast_cpu = results["camfix"]
+            if evaluation is None:
+                print(f"{interval:8g}  {name:11s}  {'-':>10s}  {'-':>9s}  {fast_wall:13.2f}  {fast_cpu:12.2f}  "
+                      f"{'-':>11s}  {'-':>12s}  {got}")
+                continue
+            expected, ref_wall, ref_cpu = results["reference"]
             same = "yes" if got == expected else f"NO: {got} vs {expected}"
-            print(f"{interval:8g}  {name:11s}  {loop_wall:11.2f}  {loop_cpu:10.2f}  {fast_wall:13.2f}  "
-                  f"{fast_cpu:12.2f}  {loop_cpu / fast_cpu:10.1f}x  {loop_wall / fast_wall:11.1f}x  {same}")
+            print(f"{interval:8g}  {name:11s}  {ref_wall:10.2f}  {ref_cpu:9.2f}  {fast_wall:13.2f}  "
+                  f"{fast_cpu:12.2f}  {ref_cpu / fast_cpu:10.1f}x  {ref_wall / fast_wall:11.1f}x  {same}")
     print(f"load average {os.getloadavg()[0]:.2f}")
 
 
@@ -231,6 +213,7 @@ def main() -> None:
     parser.add_argument("--split", action="store_true", help="where camfix's time goes (one thread)")
     parser.add_argument("--metadata", type=Path, default=DEFAULT_METADATA)
     parser.add_argument("--workers", type=int, default=None, help="camfix's threads (default: one per usable CPU)")
+    parser.add_argument("--repeats", type=int, default=1, help="turns of each side; medians are printed")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.full:

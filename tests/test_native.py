@@ -129,6 +129,9 @@ def test_the_module_checks_its_arguments_instead_of_reading_out_of_bounds() -> N
         kernels.level_histograms(maps[:, ::2], masks[:, ::2], None, edges, True, out, out.copy())
     with pytest.raises(ValueError, match="histograms"):
         kernels.level_histograms(maps, masks, None, edges, True, out[:, :5], out.copy())
+    for bad_edges in (np.array([0.5, 0.2]), np.array([-0.1, 0.5]), np.array([0.5, np.nan])):
+        with pytest.raises(ValueError, match=r"edges must be non-decreasing values in \[0, 1\]"):
+            kernels.level_histograms(maps, masks, None, bad_edges, True, out[:, :3].copy(), out[:, :3].copy())
     with pytest.raises(ValueError, match="read-only"):
         frozen = out.copy()
         frozen.flags.writeable = False

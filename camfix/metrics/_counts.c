@@ -5,10 +5,9 @@
  * (edge < v: "v > tau" is the foreground at tau for edge k < level) or not (edge <= v: np.histogram's half-open
  * bins [e_k, e_k+1), bin level - 1). Per level, the kernel counts the foreground pixels and the counted
  * background pixels. Binary search over ~100 or ~1000 edges costs 7-10 unpredictable branches per pixel; here a
- * table over equal cells of [0, 1] gives each cell's level at its left end and the exact comparisons with the
- * edges then step from there. The comparisons alone decide the level (the table only decides where they start),
- * so ties at the edges are exactly those of the comparison, for any edges; with near-uniform edges a value takes
- * one or two steps.
+ * table over equal cells of [0, 1] says which edges lie in a value's cell, and comparisons with those edges
+ * alone (one, with near-uniform edges) give the level. Ties at the edges are exactly those of the comparison,
+ * for any edges.
  *
  * camfix_confusion (mIoU): a confusion matrix of integer label images of any width, the labels range-checked in
  * the same pass.
@@ -20,36 +19,43 @@
 
 #include "_kernels.h"
 
-/* Table cells per level: with near-uniform edges a cell then holds at most one edge. */
-enum { CELLS_PER_LEVEL = 4, MAX_CELLS = 1 << 20 };
+/* Table cells per level: with near-uniform edges a cell then holds at most one edge, and the table of 2,000 cells
+ * of the reference's finest interval (0.001) fits in the L1 cache. */
+enum { CELLS_PER_LEVEL = 2, MAX_CELLS = 1 << 20 };
+
+/* The edges whose cell is this one are edges[base .. last); `edge` is the first of them (+inf if none). */
+typedef struct {
+    double edge;
+    int32_t base, last;
+} Cell;
 
 #define BELOW_STRICT(edge, value) ((edge) < (value))
 #define BELOW_OR_EQUAL(edge, value) ((edge) <= (value))
 
 /*
  * Counts one map's pixels into scratch[4 * level + row], row 0 (foreground), 1 (counted background) or 2
- * (ignored background). `padded` holds the edges between -inf and +inf, so the steps need no bounds test: level
- * l lies between padded[l] (below the value) and padded[l + 1] (not below it). The first step up is taken
- * without a branch (a value lies above its cell's edge about half the time: a branch would guess wrong); the
- * loops after it almost never run. `ignored` is the mask itself when there is no ignore region (a background
- * pixel's mask is 0), so the row needs no branch either.
+ * (ignored background). A value's cell is (int64_t)(value * cells), computed for edges and values alike, which
+ * is monotone in the value: an edge in a lower cell lies below the value, one in a higher cell above it, so the
+ * level is the cell's base plus the comparisons with the edges of the value's own cell. The first comparison
+ * is added without a branch (it goes either way about half the time); a cell with more edges than one (uneven
+ * edges) takes the loop. `ignored` is the mask itself when there is no ignore region (a background pixel's mask
+ * is 0), so the row needs no branch either.
  */
 #define COUNT_MAP(TYPE, BELOW)                                                                                 \
     for (int64_t p = 0; p < pixels; ++p) {                                                                     \
         const double value = (double)((const TYPE *)map)[p];                                                   \
         if (!(value >= 0.0 && value <= 1.0)) return CAMFIX_ERR_VALUES;                                         \
-        int64_t level = start[(int64_t)(value * scale)];                                                       \
-        level += BELOW(padded[level + 1], value);                                                              \
-        while (BELOW(padded[level + 1], value)) ++level;                                                       \
-        while (!BELOW(padded[level], value)) --level;                                                          \
+        const Cell *cell = &table[(int64_t)(value * scale)];                                                   \
+        int64_t level = cell->base + BELOW(cell->edge, value);                                                 \
+        if (cell->last - cell->base > 1)                                                                       \
+            while (level < cell->last && BELOW(edges[level], value)) ++level;                                  \
         const int64_t background = mask[p] == 0;                                                               \
-        scratch[4 * level + background + (background & (ignored[p] != 0))]++;                                 \
+        scratch[4 * level + background + (background & (ignored[p] != 0))]++;                                  \
     }
 
 static int count_map(const void *map, int32_t is_float64, int64_t pixels, const uint8_t *mask,
-                     const uint8_t *ignored, const double *padded, const int32_t *start, int32_t cells,
-                     int32_t strict, int64_t *scratch) {
-    const double scale = (double)cells; /* value * scale <= cells for value <= 1: the table has cells + 1 */
+                     const uint8_t *ignored, const double *edges, const Cell *table, double scale, int32_t strict,
+                     int64_t *scratch) {
     if (is_float64 && strict) { COUNT_MAP(double, BELOW_STRICT) }
     else if (is_float64) { COUNT_MAP(double, BELOW_OR_EQUAL) }
     else if (strict) { COUNT_MAP(float, BELOW_STRICT) }
@@ -64,7 +70,7 @@ static int count_map(const void *map, int32_t is_float64, int64_t pixels, const 
  * is rejected: the caller passes zeroed scratch arrays.
  *
  * maps: (count, pixels) float32 (is_float64 == 0) or float64. masks, ignore: (count, pixels) bytes, non-zero is
- * true. edges: n_edges >= 1 non-decreasing values. strict: level = #{edge < value}, else #{edge <= value}.
+ * true. edges: n_edges >= 1 non-decreasing values in [0, 1]. strict: level = #{edge < value}, else #{edge <= value}.
  * Returns CAMFIX_OK, CAMFIX_ERR_VALUES (a value outside [0, 1] or NaN), CAMFIX_ERR_ALLOC or CAMFIX_ERR_ARGS.
  */
 int camfix_level_histograms(const void *maps, int32_t is_float64, int64_t count, int64_t pixels,
@@ -73,31 +79,22 @@ int camfix_level_histograms(const void *maps, int32_t is_float64, int64_t count,
     if (count < 0 || pixels < 0 || n_edges < 1 || n_edges > INT32_MAX - 2) return CAMFIX_ERR_ARGS;
     const int64_t bins = (int64_t)n_edges + 1;
     const int32_t cells = bins > MAX_CELLS / CELLS_PER_LEVEL ? MAX_CELLS : (int32_t)(bins * CELLS_PER_LEVEL);
-    int32_t *start = (int32_t *)malloc(sizeof(int32_t) * ((size_t)cells + 1));
-    double *padded = (double *)malloc(sizeof(double) * ((size_t)n_edges + 2));
+    const double scale = (double)cells; /* value * scale <= cells for a value <= 1: cells + 1 cells */
+    Cell *table = (Cell *)malloc(sizeof(Cell) * ((size_t)cells + 1));
     int64_t *scratch = (int64_t *)calloc(4 * (size_t)bins, sizeof(int64_t));
-    int status = start && padded && scratch ? CAMFIX_OK : CAMFIX_ERR_ALLOC;
-    if (status == CAMFIX_OK) {
-        padded[0] = -HUGE_VAL;
-        memcpy(padded + 1, edges, sizeof(double) * (size_t)n_edges);
-        padded[n_edges + 1] = HUGE_VAL;
-        /* Each cell's level at its left end, by binary search: only where the steps start. */
-        for (int32_t c = 0; c <= cells; ++c) {
-            const double left = (double)c / (double)cells;
-            int32_t low = 0, high = n_edges;
-            while (low < high) {
-                const int32_t middle = low + (high - low) / 2;
-                if (strict ? edges[middle] < left : edges[middle] <= left) low = middle + 1; else high = middle;
-            }
-            start[c] = low;
-        }
+    int status = table && scratch ? CAMFIX_OK : CAMFIX_ERR_ALLOC;
+    for (int32_t c = 0, e = 0; status == CAMFIX_OK && c <= cells; ++c) {
+        table[c].base = e;
+        table[c].edge = e < n_edges && (int64_t)(edges[e] * scale) == c ? edges[e] : HUGE_VAL;
+        while (e < n_edges && (int64_t)(edges[e] * scale) == c) ++e;
+        table[c].last = e;
     }
     for (int64_t i = 0; i < count && status == CAMFIX_OK; ++i) {
         const size_t offset = (size_t)i * (size_t)pixels;
         const void *map = is_float64 ? (const void *)((const double *)maps + offset)
                                      : (const void *)((const float *)maps + offset);
-        status = count_map(map, is_float64, pixels, masks + offset, (ignore ? ignore : masks) + offset, padded,
-                           start, cells, strict, scratch);
+        status = count_map(map, is_float64, pixels, masks + offset, (ignore ? ignore : masks) + offset, edges,
+                           table, scale, strict, scratch);
         if (status == CAMFIX_OK && (per_image || i == count - 1)) {
             int64_t *fg = foreground + (per_image ? i * bins : 0), *bg = background + (per_image ? i * bins : 0);
             for (int64_t l = 0; l < bins; ++l) {
@@ -107,8 +104,7 @@ int camfix_level_histograms(const void *maps, int32_t is_float64, int64_t count,
             memset(scratch, 0, 4 * (size_t)bins * sizeof(int64_t));
         }
     }
-    free(start);
-    free(padded);
+    free(table);
     free(scratch);
     return status;
 }

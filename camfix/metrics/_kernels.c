@@ -134,7 +134,8 @@ PyDoc_STRVAR(level_histograms_doc,
 "Adds to foreground and background (int64 (R, E + 1), R = N for one row per map, else 1) the pixels of each\n"
 "level, level = #{edges < value} (strict) or #{edges <= value}: masked pixels to foreground, the others to\n"
 "background unless ignore (bytes (N, H, W), or None) marks them. maps: float32 or float64 (N, H, W); masks:\n"
-"bytes (N, H, W), non-zero is true; edges: float64 (E,), non-decreasing. Returns the kernel's status.");
+"bytes (N, H, W), non-zero is true; edges: float64 (E,), non-decreasing, in [0, 1]. Returns the kernel's\n"
+"status.");
 
 static PyObject *level_histograms(PyObject *self, PyObject *args) {
     PyObject *maps, *masks, *ignore, *edges, *foreground, *background;
@@ -163,6 +164,13 @@ static PyObject *level_histograms(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "edges must be (E,), E >= 1, and the histograms (N or 1, E + 1)");
         ok = 0;
     }
+    /* The kernel's cell table holds edges in [0, 1], in order. */
+    const double *edge_values = (const double *)v[2].buf;
+    for (Py_ssize_t e = 0; ok && e < n_edges; ++e)
+        if (!(edge_values[e] >= 0.0 && edge_values[e] <= 1.0) || (e > 0 && edge_values[e] < edge_values[e - 1])) {
+            PyErr_SetString(PyExc_ValueError, "edges must be non-decreasing values in [0, 1]");
+            ok = 0;
+        }
     if (!ok) {
         release(v, n_arrays);
         return NULL;
