@@ -37,29 +37,40 @@ typedef struct {
  * (ignored background). A value's cell is (int64_t)(value * cells), computed for edges and values alike, which
  * is monotone in the value: an edge in a lower cell lies below the value, one in a higher cell above it, so the
  * level is the cell's base plus the comparisons with the edges of the value's own cell. The first comparison
- * is added without a branch (it goes either way about half the time); a cell with more edges than one (uneven
- * edges) takes the loop. `ignored` is the mask itself when there is no ignore region (a background pixel's mask
- * is 0), so the row needs no branch either.
+ * is added without a branch (it goes either way about half the time). Where a cell holds more edges than one
+ * (uneven edges), a loop compares the value with the others (MORE_EDGES); the common case is compiled without
+ * it (10% faster). `ignored` is the mask itself when there is no ignore region (a background pixel's mask is 0),
+ * so the row needs no branch either.
  */
-#define COUNT_MAP(TYPE, BELOW)                                                                                 \
+#define COUNT_MAP(TYPE, BELOW, MORE_EDGES)                                                                     \
     for (int64_t p = 0; p < pixels; ++p) {                                                                     \
         const double value = (double)((const TYPE *)map)[p];                                                   \
         if (!(value >= 0.0 && value <= 1.0)) return CAMFIX_ERR_VALUES;                                         \
         const Cell *cell = &table[(int64_t)(value * scale)];                                                   \
         int64_t level = cell->base + BELOW(cell->edge, value);                                                 \
-        if (cell->last - cell->base > 1)                                                                       \
-            while (level < cell->last && BELOW(edges[level], value)) ++level;                                  \
+        MORE_EDGES(BELOW)                                                                                      \
         const int64_t background = mask[p] == 0;                                                               \
         scratch[4 * level + background + (background & (ignored[p] != 0))]++;                                  \
     }
+#define ONE_EDGE_PER_CELL(BELOW)
+#define SOME_CELLS_WITH_MORE(BELOW)                                                                            \
+    if (cell->last - cell->base > 1)                                                                           \
+        while (level < cell->last && BELOW(edges[level], value)) ++level;
 
 static int count_map(const void *map, int32_t is_float64, int64_t pixels, const uint8_t *mask,
                      const uint8_t *ignored, const double *edges, const Cell *table, double scale, int32_t strict,
-                     int64_t *scratch) {
-    if (is_float64 && strict) { COUNT_MAP(double, BELOW_STRICT) }
-    else if (is_float64) { COUNT_MAP(double, BELOW_OR_EQUAL) }
-    else if (strict) { COUNT_MAP(float, BELOW_STRICT) }
-    else { COUNT_MAP(float, BELOW_OR_EQUAL) }
+                     int32_t one_edge, int64_t *scratch) {
+    if (one_edge) {
+        if (is_float64 && strict) { COUNT_MAP(double, BELOW_STRICT, ONE_EDGE_PER_CELL) }
+        else if (is_float64) { COUNT_MAP(double, BELOW_OR_EQUAL, ONE_EDGE_PER_CELL) }
+        else if (strict) { COUNT_MAP(float, BELOW_STRICT, ONE_EDGE_PER_CELL) }
+        else { COUNT_MAP(float, BELOW_OR_EQUAL, ONE_EDGE_PER_CELL) }
+    } else {
+        if (is_float64 && strict) { COUNT_MAP(double, BELOW_STRICT, SOME_CELLS_WITH_MORE) }
+        else if (is_float64) { COUNT_MAP(double, BELOW_OR_EQUAL, SOME_CELLS_WITH_MORE) }
+        else if (strict) { COUNT_MAP(float, BELOW_STRICT, SOME_CELLS_WITH_MORE) }
+        else { COUNT_MAP(float, BELOW_OR_EQUAL, SOME_CELLS_WITH_MORE) }
+    }
     return CAMFIX_OK;
 }
 
@@ -83,18 +94,20 @@ int camfix_level_histograms(const void *maps, int32_t is_float64, int64_t count,
     Cell *table = (Cell *)malloc(sizeof(Cell) * ((size_t)cells + 1));
     int64_t *scratch = (int64_t *)calloc(4 * (size_t)bins, sizeof(int64_t));
     int status = table && scratch ? CAMFIX_OK : CAMFIX_ERR_ALLOC;
+    int32_t one_edge = 1;
     for (int32_t c = 0, e = 0; status == CAMFIX_OK && c <= cells; ++c) {
         table[c].base = e;
         table[c].edge = e < n_edges && (int64_t)(edges[e] * scale) == c ? edges[e] : HUGE_VAL;
         while (e < n_edges && (int64_t)(edges[e] * scale) == c) ++e;
         table[c].last = e;
+        one_edge &= e - table[c].base <= 1;
     }
     for (int64_t i = 0; i < count && status == CAMFIX_OK; ++i) {
         const size_t offset = (size_t)i * (size_t)pixels;
         const void *map = is_float64 ? (const void *)((const double *)maps + offset)
                                      : (const void *)((const float *)maps + offset);
         status = count_map(map, is_float64, pixels, masks + offset, (ignore ? ignore : masks) + offset, edges,
-                           table, scale, strict, scratch);
+                           table, scale, strict, one_edge, scratch);
         if (status == CAMFIX_OK && (per_image || i == count - 1)) {
             int64_t *fg = foreground + (per_image ? i * bins : 0), *bg = background + (per_image ? i * bins : 0);
             for (int64_t l = 0; l < bins; ++l) {
