@@ -65,17 +65,14 @@ def cam(
     check_dense("features", features)
     check_tensor("fc_weight", fc_weight, (2, 4), shape_hint="(K, C) or (K, C, 1, 1)")
     check_dense("fc_weight", fc_weight)
-    if fc_weight.dim() == 4:
-        if fc_weight.shape[2:] != (1, 1):
-            raise ValueError(
-                f"fc_weight of a conv classifier must be (K, C, 1, 1), got shape {tuple(fc_weight.shape)}"
-            )
-        fc_weight = fc_weight.flatten(1)
+    if fc_weight.dim() == 4 and fc_weight.shape[2:] != (1, 1):
+        raise ValueError(f"fc_weight of a conv classifier must be (K, C, 1, 1), got shape {tuple(fc_weight.shape)}")
     if fc_weight.shape[1] != features.shape[1]:
         raise ValueError(
             f"fc_weight has {fc_weight.shape[1]} input channels but features have C={features.shape[1]} "
             f"(fc_weight shape {tuple(fc_weight.shape)}, features shape {tuple(features.shape)})"
         )
+    fc_weight = fc_weight.flatten(1)
     clamp_negative = check_bool("clamp_negative", clamp_negative)
     if classes is not None:
         classes = check_classes("classes", classes, features.shape[0], fc_weight.shape[0]).to(features.device)
