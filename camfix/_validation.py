@@ -44,11 +44,13 @@ def check_tensor(
     """Check that ``value`` is a tensor with one of the ranks ``ndims``; return it.
 
     ``shape_hint`` (e.g. ``"(N, C, H, W)"``) is quoted in the error message. With ``floating`` the dtype must be
-    a floating point type. Unless ``allow_empty``, a tensor with no elements is rejected.
+    a floating point type. Unless ``allow_empty``, a tensor with no elements is rejected. A sparse or meta tensor
+    is rejected (:func:`check_dense`).
     """
     ranks = (ndims,) if isinstance(ndims, int) else tuple(ndims)
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape {shape_hint}, got {_describe(value)}")
+    check_dense(name, value)
     if value.dim() not in ranks:
         raise ValueError(
             f"{name} must have shape {shape_hint} ({' or '.join(map(str, ranks))} dims), "

@@ -16,7 +16,6 @@ from torch import Tensor
 from ._validation import (
     check_bool,
     check_classes,
-    check_dense,
     check_finite,
     check_size,
     check_spatial_nonempty,
@@ -62,9 +61,7 @@ def cam(
     :func:`normalize_maps` and the threshold functions accept as it is.
     """
     check_tensor("features", features, 4, shape_hint="(N, C, h, w)")
-    check_dense("features", features)
     check_tensor("fc_weight", fc_weight, (2, 4), shape_hint="(K, C) or (K, C, 1, 1)")
-    check_dense("fc_weight", fc_weight)
     if fc_weight.dim() == 4 and fc_weight.shape[2:] != (1, 1):
         raise ValueError(f"fc_weight of a conv classifier must be (K, C, 1, 1), got shape {tuple(fc_weight.shape)}")
     if fc_weight.shape[1] != features.shape[1]:
@@ -122,7 +119,6 @@ def resize_maps(
         it already has the size).
     """
     check_tensor("maps", maps, (2, 3, 4), shape_hint="(N, h, w), (N, K, h, w) or (h, w)", allow_empty=True)
-    check_dense("maps", maps)
     check_spatial_nonempty("maps", maps)
     size = check_size("size", size)
     if size[0] * size[1] > MAX_MAP_PIXELS:
@@ -163,7 +159,6 @@ def normalize_maps(maps: Tensor) -> Tensor:
         all 0 for a constant map).
     """
     check_tensor("maps", maps, range(2, 9), shape_hint="(..., H, W)", allow_empty=True)
-    check_dense("maps", maps)
     check_spatial_nonempty("maps", maps)
     check_finite("maps", maps)
     low = maps.amin(dim=(-2, -1), keepdim=True)

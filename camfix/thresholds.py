@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._validation import check_batch_or_single, check_dense, check_dtype, check_finite, check_number
+from ._validation import check_batch_or_single, check_dtype, check_finite, check_number
 from .maps import _is_constant
 
 __all__ = [
@@ -60,7 +60,6 @@ class _CheckedMaps(NamedTuple):
 def _check_maps(name: str, maps: object) -> _CheckedMaps:
     """Check ``maps`` ``(N, H, W)`` or ``(H, W)``: floating point, non-empty, finite and non-negative."""
     batch, single = check_batch_or_single(name, maps, 2, item_hint="(H, W)")
-    check_dense(name, batch)
     low, high = batch.detach().amin(dim=(1, 2)), batch.detach().amax(dim=(1, 2))
     # The per-map extremes (needed for the constant-map rule) are NaN or inf exactly when the map holds one, so
     # the full pass of check_finite, which counts them for the message, runs only when it is going to raise.
@@ -96,7 +95,6 @@ def percentile(maps: Tensor, pct: float) -> Tensor:
         ``(N,)`` tensor, 0-d for one map, in the dtype of ``maps``.
     """
     batch, single = check_batch_or_single("maps", maps, 2, item_hint="(H, W)")
-    check_dense("maps", batch)
     check_finite("maps", batch)
     return _unbatch(_percentile(batch, check_number("pct", pct, 0.0, 100.0)), single)
 
@@ -214,7 +212,6 @@ def mask_to_box(masks: Tensor) -> Tensor:
     batch, single = check_batch_or_single(
         "masks", masks, 2, item_hint="(H, W)", floating=False, allow_empty_batch=True
     )
-    check_dense("masks", batch)
     check_dtype("masks", masks, torch.bool)
     return _unbatch(_largest_region_boxes(batch), single)
 
