@@ -1,7 +1,7 @@
 """Pixel metrics: camfix's PxAP and Peak IoU against the unmodified reference evaluator's PxAP, same maps, same run.
 
     CAMFIX_REFERENCE_DIR=/tmp/wsolevaluation python benchmarks/bench_pxap.py [--maps 1000] [--size 224]
-        [--intervals 0.01 0.001] [--repeats 3] [--batch 100] [--workers N] [--seed 0]
+        [--intervals 0.01 0.001] [--repeats 3] [--batch 100] [--seed 0]
 
 ``--maps`` CAM-like score maps (as in ``bench_metrics.py``, float64) with masks from another CAM-like map
 (``> 0.5``) and, on every other image, an ignore region (a box, minus the foreground). The reference is
@@ -9,11 +9,10 @@ clovaai/wsolevaluation's ``MaskEvaluator`` (``accumulate`` per map, then ``compu
 ``$CAMFIX_REFERENCE_DIR`` (see ``benchmarks/_reference.py`` for what is put around it: the masks are looked up in
 memory instead of read from PNG files); without it that side is skipped with a message. camfix is ``PxAP``
 (reference mode) with its compiled kernel and without it (its pure NumPy path), and ``PeakIoU`` at the same
-thresholds, updated in batches of ``--batch`` maps with ``--workers`` threads (default: one per usable CPU,
-camfix's default). All sides run with the garbage collector off and take turns ``--repeats`` times; printed are
-the medians of wall and CPU seconds (CPU: all threads of the process), the ratios reference/side, whether the
-PxAPs are identical, and the most memory each side holds at once through NumPy and Python (tracemalloc, in a
-separate untimed run).
+thresholds, updated in batches of ``--batch`` maps. Everything runs in one thread. All sides run with the garbage
+collector off and take turns ``--repeats`` times; printed are the medians of wall and CPU seconds, the ratios
+reference/side, whether the PxAPs are identical, and the most memory each side holds at once through NumPy and
+Python (tracemalloc, in a separate untimed run).
 
 A last line times ``MeanIoU`` (21 classes, uint8 label maps from the same maps) with the compiled kernel and with
 camfix's own pure torch path: the reference evaluator has no mIoU.
@@ -34,7 +33,6 @@ import torch
 import _reference
 import camfix.metrics as metrics
 from bench_metrics import cam_like_maps, take_turns
-from camfix.crf import usable_cpus
 from camfix.metrics import _native
 
 Side = Callable[[], object]
@@ -83,7 +81,6 @@ def main() -> None:
     parser.add_argument("--intervals", type=float, nargs="+", default=[0.01, 0.001])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch", type=int, default=100, help="maps per camfix update")
-    parser.add_argument("--workers", type=int, default=None, help="camfix's threads (default: one per usable CPU)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -92,9 +89,8 @@ def main() -> None:
     encoded = _reference.encode_masks(masks, ignore)
     map_tensor, mask_tensor, ignore_tensor = (torch.from_numpy(a) for a in (maps, masks, ignore))
     print(f"{args.maps} CAM-like maps of {args.size}x{args.size} (float64), seed {args.seed}; compiled kernels: "
-          f"{'yes' if _native.load() is not None else 'NO (pure NumPy path)'}; camfix batches of {args.batch}, "
-          f"threads: {args.workers or usable_cpus()}; {args.repeats} turns, medians; load average "
-          f"{os.getloadavg()[0]:.2f}")
+          f"{'yes' if _native.load() is not None else 'NO (pure NumPy path)'}; camfix batches of {args.batch}; "
+          f"{args.repeats} turns, medians; load average {os.getloadavg()[0]:.2f}")
 
     def updates(metric: metrics.Metric, pure: bool = False) -> Side:
         def run() -> object:
@@ -124,9 +120,9 @@ def main() -> None:
                 return float(_reference.quiet_compute(evaluator))
 
             sides["reference PxAP"] = reference
-        sides["camfix PxAP"] = updates(metrics.PxAP(thresholds, workers=args.workers))
-        sides["camfix PxAP, no kernel"] = updates(metrics.PxAP(thresholds, workers=args.workers), pure=True)
-        sides["camfix PeakIoU"] = updates(metrics.PeakIoU(thresholds, workers=args.workers))
+        sides["camfix PxAP"] = updates(metrics.PxAP(thresholds))
+        sides["camfix PxAP, no kernel"] = updates(metrics.PxAP(thresholds), pure=True)
+        sides["camfix PeakIoU"] = updates(metrics.PeakIoU(thresholds))
         results = take_turns(sides, args.repeats)
         reference_result = results.get("reference PxAP")
         for name, (value, wall, cpu) in results.items():

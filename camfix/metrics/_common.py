@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -22,7 +21,6 @@ MIN_INTERVAL = 1e-4
 MODES = ("reference", "continuous")
 
 BoxesLike = Union[Tensor, Sequence[Tensor]]
-SliceResult = TypeVar("SliceResult")
 
 
 def cam_thresholds(interval: float = DEFAULT_INTERVAL) -> np.ndarray:
@@ -147,14 +145,3 @@ def check_binary(name: str, value: object, shape: Tuple[int, ...]) -> np.ndarray
             )
         tensor = tensor != 0
     return tensor.detach().cpu().numpy()
-
-
-def run_slices(function: Callable[[int, int], SliceResult], count: int, workers: int) -> List[SliceResult]:
-    """``function(first, last)`` on ``min(workers, count)`` contiguous slices of ``range(count)``, each in a thread
-    of its own (a single slice runs in this thread); the results in slice order. Worth it for functions that
-    release the GIL: the compiled kernels and OpenCV."""
-    bounds = np.linspace(0, count, min(workers, count) + 1).astype(int)
-    if len(bounds) <= 2:
-        return [function(0, count)]
-    with ThreadPoolExecutor(len(bounds) - 1) as pool:
-        return list(pool.map(function, bounds[:-1], bounds[1:]))
