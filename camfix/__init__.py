@@ -7,24 +7,19 @@ each in one small module:
 - NWC, negative weight clamping (:mod:`camfix.maps`): ``camfix.cam(features, fc_weight, clamp_negative=True)``.
 - PaS, percentile thresholds (:mod:`camfix.thresholds`): ``camfix.percentile_box(cam, theta, pct)``.
 
+Boxes follow one convention, owned by :mod:`camfix.boxes` (inclusive int64 ``(x0, y0, x1, y1)``, ``NO_BOX`` for
+an empty mask).
 :func:`camfix.localize` ties them together for a trained model. The optional parts import on first use:
 :mod:`camfix.crf` (dense CRF, ``pip install "camfix[crf]"``) and :mod:`camfix.metrics`.
 """
 
 import importlib
 
+from .boxes import NO_BOX, mask_to_box
 from .localize import IMAGENET_MEAN, IMAGENET_STD, LocalizationResult, localize
 from .maps import cam, normalize_maps, resize_maps
 from .pooling import TAPool, tap
-from .thresholds import (
-    NO_BOX,
-    mask_to_box,
-    percentile,
-    percentile_box,
-    percentile_normalize,
-    percentile_threshold,
-    threshold_masks,
-)
+from .thresholds import percentile, percentile_box, percentile_normalize, percentile_threshold, threshold_masks
 
 __version__ = "0.1.0"
 

@@ -2,21 +2,17 @@
 
 Each check raises ``TypeError`` (wrong kind of object or dtype) or ``ValueError`` (wrong shape, range or
 content) with a message that names the argument, what was expected and what was received, so that a bad call
-fails at camfix's boundary rather than deep inside torch or OpenCV.
+fails at camfix's boundary rather than deep inside torch or OpenCV. Checks run once, in the public function that
+receives the argument; the private kernels behind it take checked values.
+
+Private: scripts get the checks they need (and the command-line helpers) from :mod:`camfix.cli_support`.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import math
 import numbers
-import os
-import secrets
-import sys
-import traceback
-from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -24,7 +20,9 @@ import torch
 Number = Union[int, float]
 
 
-def _describe(value: object) -> str:
+def describe(value: object) -> str:
+    """What ``value`` is, for the "got ..." part of a message: a tensor's or array's dtype and shape, else its type
+    and repr."""
     if isinstance(value, torch.Tensor):
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
     if isinstance(value, np.ndarray):
@@ -49,7 +47,7 @@ def check_tensor(
     """
     ranks = (ndims,) if isinstance(ndims, int) else tuple(ndims)
     if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape {shape_hint}, got {_describe(value)}")
+        raise TypeError(f"{name} must be a torch.Tensor of shape {shape_hint}, got {describe(value)}")
     check_dense(name, value)
     if value.dim() not in ranks:
         raise ValueError(
@@ -83,6 +81,12 @@ def check_batch_or_single(
     if batch.shape[0] == 0 and not allow_empty_batch:
         raise ValueError(f"{name} must not be empty, got shape {tuple(tensor.shape)}")
     return batch, single
+
+
+def unbatch(result: torch.Tensor, single: bool) -> torch.Tensor:
+    """``result`` of a batch from :func:`check_batch_or_single`, or its only item when the caller passed a single
+    item: the result drops the batch dimension the check added."""
+    return result[0] if single else result
 
 
 def check_dense(name: str, value: torch.Tensor) -> None:
@@ -123,10 +127,25 @@ def check_number(
     low_inclusive: bool = True,
     high_inclusive: bool = True,
 ) -> float:
-    """Check that ``value`` is a real number (Python or numpy, not a bool) in the given interval; return it as
-    ``float``."""
+    """Check that ``value`` is a real number (Python or numpy, not a bool) in the given interval.
+
+    Args:
+        name: the argument's or option's name, for the message (e.g. ``"--pct"``).
+        value: the value to check.
+        low: the interval's lower end.
+        high: the interval's upper end (``math.inf`` for none).
+        low_inclusive: ``low`` itself is allowed.
+        high_inclusive: ``high`` itself is allowed.
+
+    Returns:
+        ``value`` as a ``float``.
+
+    Raises:
+        TypeError: ``value`` is not a real number (a bool, a string, None, ...).
+        ValueError: ``value`` is NaN or outside the interval; the message quotes the interval.
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
+        raise TypeError(f"{name} must be a real number, got {describe(value)}")
     try:
         number = float(value)
     except OverflowError:  # an int beyond the range of a float lies outside any interval of floats
@@ -142,18 +161,19 @@ def check_number(
 def check_bool(name: str, value: object) -> bool:
     """Check that ``value`` is a ``bool`` (not merely truthy: ``"no"`` and ``0`` are refused); return it."""
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool (True or False), got {_describe(value)}")
+        raise TypeError(f"{name} must be a bool (True or False), got {describe(value)}")
     return bool(value)
 
 
-def check_size(name: str, value: object) -> Tuple[int, int]:
-    """Check an ``(H, W)`` size of positive integers (Python or numpy); return it as a tuple of ints."""
+def check_size(name: str, value: object, order: str = "(H, W)") -> Tuple[int, int]:
+    """Check a size of two positive integers (Python or numpy), ``(H, W)`` or as ``order`` says (it is quoted in
+    the message, e.g. ``"(width, height)"``); return it as a tuple of ints in the order given."""
     if (
         not isinstance(value, (tuple, list, torch.Size))
         or len(value) != 2
         or not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and v > 0 for v in value)
     ):
-        raise ValueError(f"{name} must be a pair of positive ints (H, W), got {_describe(value)}")
+        raise ValueError(f"{name} must be a pair of positive ints {order}, got {describe(value)}")
     return int(value[0]), int(value[1])
 
 
@@ -175,14 +195,14 @@ def check_classes(name: str, value: object, batch: int, num_classes: int) -> tor
     """Check one class index per image: an int64-compatible tensor or sequence of shape ``(batch,)``."""
     if isinstance(value, (list, tuple)):
         if not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in value):
-            raise TypeError(f"{name} must hold ints, got {_describe(value)}")
+            raise TypeError(f"{name} must hold ints, got {describe(value)}")
         if value and not -(2**63) <= min(value) <= max(value) < 2**63:  # no int64 tensor can hold them
             raise ValueError(
                 f"{name} must hold class indices in [0, {num_classes - 1}], got values in [{min(value)}, {max(value)}]"
             )
         value = torch.tensor([int(v) for v in value], dtype=torch.long)
     if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name} must be a tensor or list of class indices of shape (N,), got {_describe(value)}")
+        raise TypeError(f"{name} must be a tensor or list of class indices of shape (N,), got {describe(value)}")
     check_dense(name, value)
     _check_integer_dtype(name, value)
     if value.dim() != 1 or value.shape[0] != batch:
@@ -196,9 +216,23 @@ def check_classes(name: str, value: object, batch: int, num_classes: int) -> tor
 
 
 def check_int(name: str, value: object, low: int, high: Optional[int] = None) -> int:
-    """Check that ``value`` is an integer (not a bool) in ``[low, high]`` (``high=None``: no upper bound)."""
+    """Check that ``value`` is an integer (Python or numpy, not a bool) in ``[low, high]``.
+
+    Args:
+        name: the argument's or option's name, for the message (e.g. ``"--batch-size"``).
+        value: the value to check.
+        low: the smallest value allowed.
+        high: the largest value allowed; ``None`` (default): no upper bound.
+
+    Returns:
+        ``value`` as an ``int``.
+
+    Raises:
+        TypeError: ``value`` is not an integer (a float, a bool, a string, None, ...).
+        ValueError: ``value`` is outside ``[low, high]``.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {_describe(value)}")
+        raise TypeError(f"{name} must be an int, got {describe(value)}")
     value = int(value)
     if value < low or (high is not None and value > high):
         interval = f"[{low}, {high}]" if high is not None else f">= {low}"
@@ -220,7 +254,7 @@ def check_array(
     """
     ranks = (ndims,) if isinstance(ndims, int) else tuple(ndims)
     if not isinstance(value, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array of shape {shape_hint}, got {_describe(value)}")
+        raise TypeError(f"{name} must be a numpy array of shape {shape_hint}, got {describe(value)}")
     if value.ndim not in ranks:
         raise ValueError(
             f"{name} must have shape {shape_hint} ({' or '.join(map(str, ranks))} dims), "
@@ -237,7 +271,7 @@ def check_dtype(
     """Check the exact dtype of a tensor (``torch.uint8``) or numpy array (``np.uint8``)."""
     expected = dtype if isinstance(value, torch.Tensor) else np.dtype(dtype)
     if value.dtype != expected:
-        raise TypeError(f"{name} must have dtype {expected}, got {_describe(value)}")
+        raise TypeError(f"{name} must have dtype {expected}, got {describe(value)}")
 
 
 def check_in_range(name: str, value: torch.Tensor, low: float, high: float) -> None:
@@ -247,123 +281,3 @@ def check_in_range(name: str, value: torch.Tensor, low: float, high: float) -> N
     minimum, maximum = (float(v) for v in torch.aminmax(value.detach()))
     if minimum < low or maximum > high:
         raise ValueError(f"{name} must have values in [{low:g}, {high:g}], got values in [{minimum:g}, {maximum:g}]")
-
-
-# ------------------------------------------------------------------------------------- output files, commands
-
-
-def check_output_path(name: str, path: object, *, folder: bool = False) -> Path:
-    """Check that ``path`` can be written, before any work and without creating anything; return it as a Path.
-
-    A file path must not be an existing folder (with ``folder``: a folder path must not be an existing file), and
-    the nearest existing folder on the way to it must be writable, so that writing it later (creating the missing
-    folders) cannot fail for lack of a place to put it.
-
-    Raises:
-        TypeError: ``path`` is not a ``str`` or ``os.PathLike``.
-        ValueError: ``path`` is empty.
-        IsADirectoryError: a file path names an existing folder.
-        NotADirectoryError: a folder path names an existing file, or a file stands where a folder is needed.
-        PermissionError: the folder that would hold it is not writable.
-    """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path (str or os.PathLike), got {_describe(path)}")
-    if not os.fspath(path):
-        raise ValueError(f"{name} must not be an empty path")
-    target = Path(path)
-    what = "folder" if folder else "file"
-    if target.is_dir() and not folder:
-        raise IsADirectoryError(f"{name} must be a file to write, got {str(target)!r}, an existing folder")
-    if folder and target.exists() and not target.is_dir():
-        raise NotADirectoryError(f"{name} must be a folder, got {str(target)!r}, an existing file")
-    absolute = Path(os.path.abspath(target))
-    for ancestor in ([absolute] if folder else []) + [absolute.parent, *absolute.parent.parents]:
-        if ancestor.is_dir():
-            if not os.access(ancestor, os.W_OK | os.X_OK):
-                raise PermissionError(
-                    f"{name}: cannot write the {what} {str(target)!r}: the folder {str(ancestor)!r} is not writable"
-                )
-            return target
-        if ancestor.exists():
-            raise NotADirectoryError(
-                f"{name}: cannot write the {what} {str(target)!r}: {str(ancestor)!r} is a file, not a folder"
-            )
-    raise FileNotFoundError(f"{name}: no existing folder on the way to {str(target)!r}")
-
-
-def read_text_lines(path: Union[str, "os.PathLike[str]"]) -> List[str]:
-    """The lines of a UTF-8 text file without their line ends; a file that is not UTF-8 raises ``ValueError``
-    naming it and the line (Python's own message names neither)."""
-    data = Path(path).read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise ValueError(f"{path}:{line}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    # Line ends as a text-mode open() reads them (\n, \r\n, \r), not str.splitlines()'s dozen.
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-
-
-@contextlib.contextmanager
-def atomic_write(path: Union[str, "os.PathLike[str]"]) -> Iterator[BinaryIO]:
-    """Write a file all at once or not at all: ``with atomic_write(path) as stream: stream.write(...)``.
-
-    The block writes to a temporary file beside ``path``; only when it finishes without an exception is the file
-    flushed to disk and moved over ``path`` in one ``os.replace``. An exception (a full disk, a failed encoder)
-    removes the temporary file and leaves whatever was at ``path`` untouched. Missing parent folders are created.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            # Mode 0o666 under the process umask: the permissions a plain open() would give the file.
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-class InputError(Exception):
-    """Bad input to a command (an option's value, a file it names or holds), reported as one ``error:`` line."""
-
-
-#: What a command reports as one ``error:`` line and exit status 2: bad input, i.e. a camfix argument check
-#: (``TypeError``, ``ValueError``), a command's own check (:class:`InputError`) or a file that cannot be read or
-#: written (``OSError``). Any other exception is a bug and keeps its traceback.
-USER_ERRORS = (InputError, ValueError, TypeError, OSError)
-#: Exit status of a command refused for bad input (argparse's for a bad option, too).
-USAGE_ERROR_STATUS = 2
-
-
-def add_debug_option(parser: argparse.ArgumentParser) -> None:
-    """Give a command's parser the ``--debug`` option that :func:`run_command` looks for."""
-    parser.add_argument(
-        "--debug", action="store_true", help="on bad input, print the Python traceback above the one-line error"
-    )
-
-
-def run_command(prog: str, main: Callable[[], Optional[int]], argv: Sequence[str]) -> int:
-    """Run a command's ``main`` and return its exit status (``None`` counts as 0).
-
-    A user error (:data:`USER_ERRORS`) becomes ``<prog>: error: <message>`` on one line of stderr and status 2;
-    with ``--debug`` among ``argv`` its traceback is printed first.
-    """
-    try:
-        status = main()
-    except USER_ERRORS as error:
-        if "--debug" in argv:
-            traceback.print_exc()
-        message = " ".join(str(error).split()) or type(error).__name__
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        return USAGE_ERROR_STATUS
-    return 0 if status is None else int(status)

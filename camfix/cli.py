@@ -14,7 +14,7 @@ import logging
 import sys
 from typing import Dict, List, Optional, Tuple
 
-from ._validation import add_debug_option, run_command
+from .cli_support import add_debug_option, run_command
 
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: Dict[str, Tuple[str, str]] = {

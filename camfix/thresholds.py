@@ -1,13 +1,12 @@
-"""PaS (percentile as a thresholding standard), masks and boxes.
+"""PaS (percentile as a thresholding standard): thresholds, masks and the box of each map.
 
 CAM thresholds the map at ``theta * max(map)``. When the strongest activations pile up on a small discriminative
 part, that maximum is an outlier and the threshold cuts away most of the object. The ``pct``-th percentile is a
 robust stand-in for the maximum: ``tau = theta * percentile_pct(map)`` (paper, section 2.4; LID paper
 ``pct = 98``, ECCV code ``pct = 90, theta = 0.35``). ``pct = 100`` recovers the max-based threshold.
 
-Box convention, used everywhere in camfix: ``(x0, y0, x1, y1)`` integer pixel indices, ``x1`` and ``y1``
-*inclusive* (the last column and row of the region), so a box's area is ``(x1 - x0 + 1) * (y1 - y0 + 1)``.
-A mask with no foreground pixel has no box and gives the sentinel :data:`NO_BOX` ``(-1, -1, -1, -1)``.
+Boxes follow camfix's one convention (:mod:`camfix.boxes`): ``(x0, y0, x1, y1)`` int64 pixel indices, ``x1`` and
+``y1`` *inclusive*; a mask with no foreground pixel gives :data:`~camfix.boxes.NO_BOX` ``(-1, -1, -1, -1)``.
 
 Every function takes a batch ``(N, H, W)`` or one map ``(H, W)``, and returns one map's result without the
 batch dimension: a 0-d threshold, an ``(H, W)`` mask, a ``(4,)`` box.
@@ -15,33 +14,30 @@ batch dimension: a 0-d threshold, an ``(H, W)`` mask, a ``(4,)`` box.
 A map that is constant up to float noise (the rule of :func:`camfix.normalize_maps`: ``max - min`` at most
 ``max(4 eps(dtype), 128 eps(float32))`` of ``max(|min|, |max|)``, e.g. a 1x1 feature map's map resized to the
 image) holds no localization evidence: its threshold is its maximum, so its mask is empty and its box is
-:data:`NO_BOX`, whether or not it was normalised first (normalised, it is all zeros).
+:data:`~camfix.boxes.NO_BOX`, whether or not it was normalised first (normalised, it is all zeros).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
-from ._validation import check_batch_or_single, check_dtype, check_finite, check_number
+from ._validation import check_batch_or_single, check_finite, check_number, unbatch
+from .boxes import _largest_region_boxes
+from .boxes import mask_to_box  # noqa: F401  (camfix.localize imports it from here until it imports camfix.boxes)
 from .maps import _is_constant
 
 __all__ = [
-    "NO_BOX",
     "percentile",
     "percentile_threshold",
     "percentile_normalize",
     "threshold_masks",
-    "mask_to_box",
     "percentile_box",
 ]
 
-#: The box of an empty mask.
-NO_BOX = (-1, -1, -1, -1)
 #: LID 2020 paper's percentile for PaS.
 DEFAULT_PCT = 98.0
 #: Localization threshold of the ECCV 2020 code.
@@ -74,11 +70,6 @@ def _check_maps(name: str, maps: object) -> _CheckedMaps:
     return _CheckedMaps(batch, single, low, high)
 
 
-def _unbatch(result: Tensor, single: bool) -> Tensor:
-    """``result`` of a batch, or its only item when the caller passed a single map or mask."""
-    return result[0] if single else result
-
-
 def percentile(maps: Tensor, pct: float) -> Tensor:
     """The ``pct``-th percentile of each map, with linear interpolation between order statistics.
 
@@ -96,7 +87,7 @@ def percentile(maps: Tensor, pct: float) -> Tensor:
     """
     batch, single = check_batch_or_single("maps", maps, 2, item_hint="(H, W)")
     check_finite("maps", batch)
-    return _unbatch(_percentile(batch, check_number("pct", pct, 0.0, 100.0)), single)
+    return unbatch(_percentile(batch, check_number("pct", pct, 0.0, 100.0)), single)
 
 
 def _percentile(maps: Tensor, pct: float) -> Tensor:
@@ -151,7 +142,7 @@ def percentile_threshold(maps: Tensor, theta: float = DEFAULT_THETA_LOC, pct: fl
         ``(N,)`` thresholds, 0-d for one map, in the dtype of ``maps``.
     """
     checked = _check_maps("maps", maps)
-    return _unbatch(_pas_thresholds(checked, theta, pct), checked.single)
+    return unbatch(_pas_thresholds(checked, theta, pct), checked.single)
 
 
 def percentile_normalize(maps: Tensor, pct: float = DEFAULT_PCT) -> Tensor:
@@ -177,7 +168,7 @@ def percentile_normalize(maps: Tensor, pct: float = DEFAULT_PCT) -> Tensor:
     reference = _percentile(batch, check_number("pct", pct, 0.0, 100.0))[:, None, None]
     scaled = (batch / torch.where(reference > 0, reference, 1)).clamp(max=1)
     result = torch.where(reference > 0, scaled, (batch > 0).to(batch.dtype))
-    return _unbatch(torch.where(_is_constant(checked.low, checked.high)[:, None, None], 0, result), checked.single)
+    return unbatch(torch.where(_is_constant(checked.low, checked.high)[:, None, None], 0, result), checked.single)
 
 
 def threshold_masks(maps: Tensor, theta: float = DEFAULT_THETA_LOC, pct: float = DEFAULT_PCT) -> Tensor:
@@ -193,48 +184,7 @@ def threshold_masks(maps: Tensor, theta: float = DEFAULT_THETA_LOC, pct: float =
         constant map after :func:`camfix.normalize_maps`) gives an empty mask.
     """
     checked = _check_maps("maps", maps)
-    return _unbatch(_pas_masks(checked, theta, pct), checked.single)
-
-
-def mask_to_box(masks: Tensor) -> Tensor:
-    """Box around the largest 8-connected region of each mask.
-
-    The largest region is the one with the most pixels; among equal sizes the first in raster order of its
-    top-left-most pixel wins. An empty mask gives :data:`NO_BOX`.
-
-    Args:
-        masks: ``(N, H, W)`` (``N = 0`` allowed) or one mask ``(H, W)``, bool, any device (components are
-            labelled on the CPU with OpenCV).
-
-    Returns:
-        ``(N, 4)`` int64 boxes ``(x0, y0, x1, y1)``, inclusive, ``(4,)`` for one mask, on the device of ``masks``.
-    """
-    batch, single = check_batch_or_single(
-        "masks", masks, 2, item_hint="(H, W)", floating=False, allow_empty_batch=True
-    )
-    check_dtype("masks", masks, torch.bool)
-    return _unbatch(_largest_region_boxes(batch), single)
-
-
-def _largest_region_boxes(masks: Tensor) -> Tensor:
-    """:func:`mask_to_box` of a checked batch ``(N, H, W)``: ``(N, 4)``."""
-    boxes = np.full((masks.shape[0], 4), -1, dtype=np.int64)
-    # A bool tensor reinterpreted as uint8 is free; .to(torch.uint8) would copy it.
-    for index, mask in enumerate(masks.cpu().contiguous().view(torch.uint8).numpy()):
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
-        if count < 2:  # label 0 is the background
-            continue
-        areas = stats[1:, cv2.CC_STAT_AREA]
-        tied = 1 + np.flatnonzero(areas == areas.max())
-        largest = int(tied[0])
-        if len(tied) > 1:
-            # OpenCV numbers regions in its own block scan order, not raster order; break ties by each region's
-            # first pixel in raster order (rare, so the sort is paid only here).
-            _, first_pixel = np.unique(labels.ravel(), return_index=True)
-            largest = int(tied[np.argmin(first_pixel[tied])])
-        x, y, w, h = stats[largest, :4]
-        boxes[index] = (x, y, x + w - 1, y + h - 1)
-    return torch.from_numpy(boxes).to(masks.device)
+    return unbatch(_pas_masks(checked, theta, pct), checked.single)
 
 
 def percentile_box(cam: Tensor, theta: float = DEFAULT_THETA_LOC, pct: float = DEFAULT_PCT) -> Tensor:
@@ -248,7 +198,7 @@ def percentile_box(cam: Tensor, theta: float = DEFAULT_THETA_LOC, pct: float = D
 
     Returns:
         ``(N, 4)`` int64 boxes ``(x0, y0, x1, y1)`` with inclusive ``x1, y1``, ``(4,)`` for one map;
-        :data:`NO_BOX` for a map with no pixel above the threshold (e.g. an all-zero or constant map).
+        :data:`~camfix.boxes.NO_BOX` for a map with no pixel above the threshold (e.g. an all-zero or constant map).
     """
     checked = _check_maps("cam", cam)
-    return _unbatch(_largest_region_boxes(_pas_masks(checked, theta, pct)), checked.single)
+    return unbatch(_largest_region_boxes(_pas_masks(checked, theta, pct)), checked.single)

@@ -11,8 +11,8 @@ Conventions:
   channels. uint8 in ``[0, 255]`` or floating point in ``[0, 1]`` (un-normalised: undo the model's mean/std
   first).
 - A saliency map is ``(H, W)`` floating point in ``[0, 1]``, e.g. a row of ``camfix.localize(...).maps``.
-- Boxes are camfix's inclusive ``(x0, y0, x1, y1)`` integer pixel indices; the sentinel ``(-1, -1, -1, -1)``
-  (no box) is skipped.
+- Boxes are camfix's inclusive ``(x0, y0, x1, y1)`` integer pixel indices (:mod:`camfix.boxes`); the sentinel
+  :data:`~camfix.boxes.NO_BOX` ``(-1, -1, -1, -1)`` (no box) is skipped.
 - Predicted boxes are drawn green (:data:`PREDICTED_COLOR`), ground-truth boxes red
   (:data:`GROUND_TRUTH_COLOR`), as in the WSOL papers' figures.
 
@@ -39,7 +39,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._validation import atomic_write, check_finite, check_in_range, check_int, check_number, check_output_path
+from ._validation import check_finite, check_in_range, check_int, check_number, describe
+from .boxes import NO_BOX, BoxesLike, _check_boxes
+from .cli_support import atomic_write, check_output_path
 
 __all__ = [
     "COLORMAPS",
@@ -55,7 +57,6 @@ __all__ = [
 ]
 
 ImageLike = Union[np.ndarray, Tensor]
-BoxesLike = Union[Tensor, np.ndarray, Sequence[int], Sequence[Sequence[int]]]
 Color = Tuple[int, int, int]
 
 #: Colour of predicted boxes (RGB green).
@@ -73,14 +74,6 @@ def _opencv_colormaps() -> Dict[str, int]:
 
 #: OpenCV's colormaps by lower-case name (``"jet"``, ``"viridis"``, ``"inferno"``, ``"turbo"``, ...).
 COLORMAPS: Dict[str, int] = _opencv_colormaps()
-
-
-def _describe(value: object) -> str:
-    shape = getattr(value, "shape", None)
-    dtype = getattr(value, "dtype", None)
-    if shape is not None:
-        return f"{type(value).__name__} of shape {tuple(shape)} and dtype {dtype}"
-    return f"{type(value).__name__} {value!r}"
 
 
 def to_rgb_uint8(image: ImageLike, name: str = "image") -> np.ndarray:
@@ -103,19 +96,19 @@ def to_rgb_uint8(image: ImageLike, name: str = "image") -> np.ndarray:
         if image.dim() == 3 and image.shape[0] in (1, 3):
             image = image.permute(1, 2, 0)
         elif image.dim() != 2:
-            raise ValueError(f"{name} must be a tensor of shape (3, H, W), (1, H, W) or (H, W), got {_describe(image)}")
+            raise ValueError(f"{name} must be a tensor of shape (3, H, W), (1, H, W) or (H, W), got {describe(image)}")
         image = image.detach().cpu()
         # numpy has no bfloat16; any float becomes float32, which represents every value of [0, 1] closely enough.
         image = (image.float() if image.is_floating_point() else image).numpy()
     elif not isinstance(image, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array (H, W, 3) or a torch tensor (3, H, W), got {_describe(image)}")
+        raise TypeError(f"{name} must be a numpy array (H, W, 3) or a torch tensor (3, H, W), got {describe(image)}")
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(
-            f"{name} must be RGB, numpy (H, W, 3) or tensor (3, H, W), or grayscale, got {_describe(image)}"
+            f"{name} must be RGB, numpy (H, W, 3) or tensor (3, H, W), or grayscale, got {describe(image)}"
         )
     if image.dtype == np.uint8:
         return np.ascontiguousarray(image)
@@ -152,14 +145,14 @@ def _colormap_code(colormap: Union[str, int]) -> int:
 def _saliency_levels(saliency: ImageLike, shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
     """A ``(H, W)`` map in ``[0, 1]`` as uint8 levels ``round(255 * s)``, after checking it."""
     if not isinstance(saliency, (Tensor, np.ndarray)):
-        raise TypeError(f"saliency must be a tensor or numpy array (H, W), got {_describe(saliency)}")
+        raise TypeError(f"saliency must be a tensor or numpy array (H, W), got {describe(saliency)}")
     if isinstance(saliency, np.ndarray):
         if not np.issubdtype(saliency.dtype, np.floating):
             raise TypeError(f"saliency must be floating point in [0, 1], got dtype {saliency.dtype}")
         saliency = _torch_float(saliency)
     heat = torch.as_tensor(saliency).detach().cpu()
     if heat.dim() != 2 or heat.numel() == 0:
-        raise ValueError(f"saliency must have shape (H, W), got {_describe(saliency)}")
+        raise ValueError(f"saliency must have shape (H, W), got {describe(saliency)}")
     if not heat.is_floating_point():
         raise TypeError(f"saliency must be floating point in [0, 1], got dtype {heat.dtype}")
     if shape is not None and tuple(heat.shape) != shape:
@@ -210,46 +203,6 @@ def overlay(
     return np.rint(blended).astype(np.uint8)
 
 
-def _check_boxes(name: str, boxes: BoxesLike) -> np.ndarray:
-    """Boxes as an ``(M, 4)`` int64 array; one box ``(4,)`` is accepted; sentinel rows are kept."""
-    if isinstance(boxes, Tensor):
-        array = boxes.detach().cpu().numpy()
-    elif isinstance(boxes, np.ndarray):
-        array = boxes
-    elif isinstance(boxes, (list, tuple)):
-        try:
-            array = np.asarray(boxes)
-        except ValueError:
-            raise ValueError(f"{name} must be one box (x0, y0, x1, y1) or a list of them, got {boxes!r}") from None
-        if array.size == 0:
-            array = array.reshape(0, 4).astype(np.int64)
-    else:
-        raise TypeError(
-            f"{name} must be a tensor, numpy array or list of (x0, y0, x1, y1) ints, got {_describe(boxes)}"
-        )
-    if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(
-            f"{name} must hold integer pixel indices (x0, y0, x1, y1) that fit in int64, got dtype {array.dtype}; "
-            "round float boxes explicitly"
-        )
-    if array.ndim == 1:
-        array = array[None]
-    if array.ndim != 2 or array.shape[1] != 4:
-        raise ValueError(f"{name} must have shape (4,) or (M, 4), got shape {array.shape}")
-    if array.dtype == np.uint64:
-        # Beyond int64 is beyond any image: drawing clips there anyway, and a plain cast would wrap to negative.
-        array = np.minimum(array, np.iinfo(np.int64).max)
-    array = array.astype(np.int64)
-    is_box = (array != -1).any(axis=1)
-    bad = is_box & ((array[:, 2] < array[:, 0]) | (array[:, 3] < array[:, 1]) | (array < 0).any(axis=1))
-    if bad.any():
-        raise ValueError(
-            f"{name} must be inclusive boxes with 0 <= x0 <= x1 and 0 <= y0 <= y1, or the no-box sentinel "
-            f"(-1, -1, -1, -1); got {array[bad][0].tolist()}"
-        )
-    return array
-
-
 def _check_color(name: str, color: object) -> Color:
     if (
         not isinstance(color, (tuple, list))
@@ -271,7 +224,7 @@ def draw_boxes(
     Args:
         image: RGB or grayscale image, see :func:`to_rgb_uint8`; not modified.
         boxes: one box ``(4,)`` or ``(M, 4)`` integer ``(x0, y0, x1, y1)``, inclusive, ``0 <= x0 <= x1`` and
-            ``0 <= y0 <= y1`` (tensor, numpy or nested lists); rows equal to ``(-1, -1, -1, -1)`` are skipped.
+            ``0 <= y0 <= y1`` (tensor, numpy or nested lists); :data:`~camfix.boxes.NO_BOX` rows are skipped.
             A box may reach beyond the image (any int64 coordinates): only the part of its outline inside the
             image is drawn.
         color: ``(R, G, B)`` ints in ``[0, 255]``; default :data:`PREDICTED_COLOR` (green).
@@ -281,12 +234,14 @@ def draw_boxes(
         A new ``(H, W, 3)`` uint8 RGB array.
     """
     canvas = to_rgb_uint8(image).copy()
-    box_array = _check_boxes("boxes", boxes)
+    box_array = _check_boxes(
+        "boxes", boxes, kinds=(Tensor, np.ndarray, list), allow_no_box=True, allow_one_box=True
+    )
     color = _check_color("color", color)
     thickness = check_int("thickness", thickness, 1)
     height, width = canvas.shape[:2]
     for x0, y0, x1, y1 in box_array.tolist():  # Python ints: x1 - thickness cannot overflow
-        if x0 == -1 and y0 == -1 and x1 == -1 and y1 == -1:
+        if (x0, y0, x1, y1) == NO_BOX:
             continue
         # Four bands of the outline, each clipped to the image by slicing; OpenCV's rectangle would centre thick
         # lines on the path (spilling outside the box) and cannot take coordinates beyond int32.
@@ -363,7 +318,7 @@ def image_grid(
     if isinstance(images, (Tensor, np.ndarray)) and images.ndim == 4:
         images = list(images)
     if not isinstance(images, (list, tuple)):
-        raise TypeError(f"images must be a sequence of images or a 4-D batch, got {_describe(images)}")
+        raise TypeError(f"images must be a sequence of images or a 4-D batch, got {describe(images)}")
     if not images:
         raise ValueError("images must not be empty")
     tiles = [to_rgb_uint8(image, f"images[{index}]") for index, image in enumerate(images)]

@@ -29,12 +29,14 @@ DOCUMENTED_MODULES = (
     "camfix.pooling",
     "camfix.maps",
     "camfix.thresholds",
+    "camfix.boxes",
     "camfix.localize",
     "camfix.adapters",
     "camfix.crf",
     "camfix.metrics",
     "camfix.viz",
     "camfix.models",
+    "camfix.cli_support",
 )
 
 _ROLE = re.compile(r":(?:py:)?(?:func|class|meth|attr|data|const|mod|obj|exc):`(~?)([\w.]+)`")
@@ -88,8 +90,8 @@ def _rendered_path(modules: Any, path: str) -> Optional[str]:
     """The path under which the reference renders the object at ``path``; None when no page renders it.
 
     A module page renders the public names of its module and their public members. A name that a package
-    re-exports from a private submodule (``camfix.metrics._base.Metric``) is rendered under the package
-    (``camfix.metrics.Metric``).
+    re-exports from a private submodule (``camfix.metrics.localization.BoxAccuracy``) is rendered under the
+    package (``camfix.metrics.BoxAccuracy``).
     """
     for module in DOCUMENTED_MODULES:
         if path == module:

@@ -57,7 +57,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 import camfix
-from camfix._validation import (
+from camfix.cli_support import (
     InputError,
     add_debug_option,
     atomic_write,

@@ -54,3 +54,18 @@ def reference_is_constant(values: Iterable[float], dtype: torch.dtype) -> bool:
     low, high = ordered[0], ordered[-1]
     tolerance = max(4 * torch.finfo(dtype).eps, 128 * torch.finfo(torch.float32).eps)
     return high - low <= tolerance * max(abs(low), abs(high))
+
+
+def reference_box(mask: np.ndarray) -> Box:
+    """Box of the component with the most pixels; on a tie, the first in raster order of its first pixel."""
+    components = reference_components(mask)
+    if not components:
+        return (-1, -1, -1, -1)  # camfix.NO_BOX
+    return component_box(max(components, key=len))  # max() keeps the first of equal keys
+
+
+def largest_component_boxes(mask: np.ndarray) -> List[Box]:
+    """Boxes of every component tied for the most pixels."""
+    components = reference_components(mask)
+    most = max((len(c) for c in components), default=0)
+    return [component_box(c) for c in components if len(c) == most]

@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 import torch
 
-from camfix import _validation
-from camfix._validation import InputError, atomic_write, check_output_path, run_command
+from camfix import cli_support
+from camfix.cli_support import InputError, atomic_write, check_output_path, run_command
 from camfix.cli import main as camfix_main
 from camfix.metrics import cli as evaluate_cli
 from camfix.models import resnet50, seresnet_small
@@ -235,7 +235,7 @@ def test_evaluate_on_a_full_disk_leaves_the_old_json(
     def full_disk(descriptor: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(_validation.os, "fsync", full_disk)
+    monkeypatch.setattr(cli_support.os, "fsync", full_disk)
     assert camfix_main(_evaluate_argv(boxes, "--json", str(out), "--mode", "continuous")) == 2
     assert "No space left on device" in _one_error_line(capsys.readouterr().err, "camfix evaluate")
     assert out.read_bytes() == old and sorted(p.name for p in boxes.iterdir() if p.name.startswith(".")) == []
@@ -495,7 +495,7 @@ CHILD = textwrap.dedent(
     import sys, zipfile
     from pathlib import Path
     import numpy as np, torch
-    from camfix._validation import InputError
+    from camfix.cli_support import InputError
     from camfix.metrics import cli, load_mask
     from camfix.models import read_state_dict, seresnet_small
     from camfix.viz import draw_boxes, save_image

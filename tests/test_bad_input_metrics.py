@@ -1,8 +1,8 @@
 """Bad input to camfix.metrics: each promise of docs/errors.md, one class of failure at a time.
 
 - ``merge()`` refuses an accumulator built with other settings, naming the setting, and changes nothing.
-- ``resize_boxes``, ``load_mask``, ``read_metadata`` and ``cam_thresholds`` check their arguments under their own
-  names (no coordinates of -2**63, no terabyte allocation, no nameless decoding error).
+- ``load_mask``, ``read_metadata`` and ``cam_thresholds`` check their arguments under their own names
+  (no terabyte allocation, no nameless decoding error); ``resize_boxes``: test_boxes.py.
 - ``BoxAccuracy.update`` checks the classes before its sweep, the expensive part.
 """
 
@@ -30,7 +30,6 @@ from camfix.metrics import (
     cam_thresholds,
     load_mask,
     read_metadata,
-    resize_boxes,
 )
 from camfix.metrics import localization
 
@@ -184,64 +183,6 @@ def test_box_accuracy_checks_the_classes_before_the_sweep(monkeypatch: pytest.Mo
         with pytest.raises((TypeError, ValueError), match=message):
             metric.update(maps, boxes, pred, target)
     assert int(metric.num_images) == 0
-
-
-# ------------------------------------------------------------------------------------------------- resize_boxes
-
-BOXES = np.array([[0, 0, 9, 9], [2, 3, 5, 7]])
-
-BAD_RESIZES: Dict[str, Tuple[dict, type, str]] = {
-    "image size 0": ({"image_size": (0, 10)}, ValueError, "image_size must be a pair of positive ints"),
-    "image size negative": ({"image_size": (10, -1)}, ValueError, "image_size must be a pair of positive ints"),
-    "image size float": ({"image_size": (10.0, 10)}, ValueError, "image_size must be a pair of positive ints"),
-    "image size bool": ({"image_size": (True, 10)}, ValueError, "image_size must be a pair of positive ints"),
-    "image size one int": ({"image_size": 10}, ValueError, "image_size must be a pair of positive ints"),
-    "image size three ints": ({"image_size": (10, 10, 3)}, ValueError, "image_size must be a pair of positive"),
-    "image size a string": ({"image_size": "10x10"}, ValueError, "image_size must be a pair of positive ints"),
-    "map size 0": ({"map_size": (224, 0)}, ValueError, "map_size must be a pair of positive ints"),
-    "map size negative": ({"map_size": (-224, 224)}, ValueError, "map_size must be a pair of positive ints"),
-    "map size float": ({"map_size": (224, 22.4)}, ValueError, "map_size must be a pair of positive ints"),
-    "map size None": ({"map_size": None}, ValueError, "map_size must be a pair of positive ints"),
-    "boxes float": ({"boxes": BOXES.astype(float)}, TypeError, "boxes must hold integer pixel indices"),
-    "boxes bool": ({"boxes": BOXES > 3}, TypeError, "boxes must hold integer pixel indices"),
-    "boxes a list": ({"boxes": BOXES.tolist()}, TypeError, "boxes must be a numpy array"),
-    "boxes a tensor": ({"boxes": torch.from_numpy(BOXES)}, TypeError, "boxes must be a numpy array"),
-    "boxes 1-D": ({"boxes": BOXES[0]}, ValueError, "boxes must have shape (M, 4)"),
-    "boxes (M, 5)": ({"boxes": np.zeros((2, 5), int)}, ValueError, "boxes must have shape (M, 4)"),
-    "box beyond the image": ({"boxes": np.array([[0, 0, 10, 9]])}, ValueError, "boxes must lie inside"),
-    "box negative": ({"boxes": np.array([[-1, 0, 3, 3]])}, ValueError, "boxes must lie inside"),
-    "box reversed": ({"boxes": np.array([[5, 0, 3, 3]])}, ValueError, "boxes must lie inside"),
-    "box huge": ({"boxes": np.array([[0, 0, 2**62, 3]])}, ValueError, "boxes must lie inside"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(BAD_RESIZES))
-def test_resize_boxes_names_the_bad_argument(case: str) -> None:
-    overrides, error, message = BAD_RESIZES[case]
-    arguments = {"boxes": BOXES, "image_size": (10, 10), "map_size": (224, 224), **overrides}
-    with pytest.raises(error) as raised:
-        resize_boxes(**arguments)
-    assert message in str(raised.value)
-
-
-@given(
-    st.integers(1, 5000), st.integers(1, 5000), st.integers(1, 5000), st.integers(1, 5000), st.data()
-)
-def test_resize_boxes_of_boxes_inside_land_inside_the_map(
-    width: int, height: int, new_width: int, new_height: int, data: st.DataObject
-) -> None:
-    x0 = data.draw(st.integers(0, width - 1))
-    x1 = data.draw(st.integers(x0, width - 1))
-    y0 = data.draw(st.integers(0, height - 1))
-    y1 = data.draw(st.integers(y0, height - 1))
-    scaled = resize_boxes(np.array([[x0, y0, x1, y1]]), (width, height), (new_width, new_height))
-    sx0, sy0, sx1, sy1 = scaled[0].tolist()
-    assert 0 <= sx0 <= sx1 < new_width and 0 <= sy0 <= sy1 < new_height
-
-
-def test_resize_boxes_accepts_numpy_sizes_and_no_boxes() -> None:
-    assert resize_boxes(BOXES, (np.int64(10), np.int32(10)), (5, 5)).tolist() == [[0, 0, 4, 4], [1, 1, 2, 3]]
-    assert resize_boxes(np.zeros((0, 4), np.int64), (10, 10), (5, 5)).shape == (0, 4)
 
 
 # ---------------------------------------------------------------------------------------------------- load_mask

@@ -21,7 +21,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from camfix import _validation
+from camfix import cli_support
 from camfix.viz import colorize, draw_boxes, draw_localization, image_grid, overlay, save_image, to_rgb_uint8
 
 INT64_MAX = 2**63 - 1
@@ -70,9 +70,9 @@ BAD_DRAWS: Dict[str, Tuple[Callable[[], object], type, str]] = {
     ),
     "ragged boxes": (lambda: draw_boxes(IMAGE, [[0, 0, 1, 1], [0, 0, 1]]), ValueError, "boxes must be one box"),
     "boxes of strings": (lambda: draw_boxes(IMAGE, ["a", "b", "c", "d"]), TypeError, "boxes must hold integer"),
-    "boxes None": (lambda: draw_boxes(IMAGE, None), TypeError, "boxes must be a tensor"),
+    "boxes None": (lambda: draw_boxes(IMAGE, None), TypeError, "boxes must be a torch.Tensor or a numpy array"),
     "boxes 3-D": (lambda: draw_boxes(IMAGE, np.zeros((1, 1, 4), int)), ValueError, "boxes must have shape"),
-    "half a sentinel": (lambda: draw_boxes(IMAGE, [-1, -1, -1, 3]), ValueError, "boxes must be inclusive boxes"),
+    "half a sentinel": (lambda: draw_boxes(IMAGE, [-1, -1, -1, 3]), ValueError, "boxes is [-1, -1, -1, 3]: a box"),
     "color numpy array": (lambda: draw_boxes(IMAGE, [0, 0, 1, 1], np.array([1, 2, 3])), ValueError, "color must"),
     "color floats": (lambda: draw_boxes(IMAGE, [0, 0, 1, 1], (1.0, 2, 3)), ValueError, "color must be an (R, G, B)"),
     "thickness 0": (lambda: draw_boxes(IMAGE, [0, 0, 1, 1], thickness=0), ValueError, "thickness must be an int"),
@@ -185,7 +185,7 @@ def test_save_image_on_a_full_disk_leaves_the_old_file(tmp_path: Path, monkeypat
     def full_disk(descriptor: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(_validation.os, "fsync", full_disk)
+    monkeypatch.setattr(cli_support.os, "fsync", full_disk)
     with pytest.raises(OSError, match="No space left"):
         save_image(path, np.zeros((6, 7, 3), np.uint8))
     assert path.read_bytes() == old and _tree(tmp_path) == ["a.png"]  # unchanged, no temporary file left

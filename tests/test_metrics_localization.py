@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import List, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -383,83 +383,6 @@ def test_workers_and_map_dtypes_do_not_change_the_numbers(path, mode) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# box_iou: the IoU of inclusive boxes, against pixel sets
-
-
-def box_pixels(box: Box) -> set:
-    """The pixels ``(x, y)`` an inclusive box covers; the no-box sentinel covers none."""
-    if tuple(box) == (-1, -1, -1, -1):
-        return set()
-    return {(x, y) for x in range(box[0], box[2] + 1) for y in range(box[1], box[3] + 1)}
-
-
-def pixel_set_iou(a: Box, b: Box) -> float:
-    pixels_a, pixels_b = box_pixels(a), box_pixels(b)
-    union = len(pixels_a | pixels_b)
-    return len(pixels_a & pixels_b) / union if union else 0.0
-
-
-def random_boxes(rng: random.Random, count: int, size: int) -> List[Box]:
-    boxes = []
-    for _ in range(count):
-        if rng.random() < 0.15:
-            boxes.append((-1, -1, -1, -1))
-            continue
-        x0, x1 = sorted(rng.randrange(size) for _ in range(2))
-        y0, y1 = sorted(rng.randrange(size) for _ in range(2))
-        boxes.append((x0, y0, x1, y1))
-    return boxes
-
-
-def test_box_iou_equals_pixel_sets() -> None:
-    rng = random.Random(0)
-    boxes_a, boxes_b = random_boxes(rng, 12, 10), random_boxes(rng, 9, 10)
-    expected = [[pixel_set_iou(a, b) for b in boxes_b] for a in boxes_a]
-    result = metrics.box_iou(torch.tensor(boxes_a, dtype=torch.int32), torch.tensor(boxes_b))
-    assert result.dtype == torch.float64 and result.shape == (12, 9)
-    np.testing.assert_allclose(result.numpy(), expected, rtol=0, atol=1e-15)
-
-
-@pytest.mark.parametrize(
-    "a, b, expected",
-    [
-        ((0, 0, 9, 9), (0, 0, 9, 9), 1.0),
-        ((0, 0, 0, 0), (0, 0, 0, 0), 1.0),  # one pixel: area 1, not 0
-        ((0, 0, 4, 4), (5, 0, 9, 4), 0.0),  # adjacent columns, no shared pixel
-        ((0, 0, 4, 4), (4, 0, 8, 4), 5 / 45),  # one shared column of 5 pixels
-        ((2, 2, 3, 3), (0, 0, 9, 9), 4 / 100),  # containment
-        ((-1, -1, -1, -1), (0, 0, 0, 0), 0.0),
-        ((-1, -1, -1, -1), (-1, -1, -1, -1), 0.0),  # no box matches nothing, not even no box
-    ],
-)
-def test_box_iou_edge_cases(a: Box, b: Box, expected: float) -> None:
-    assert metrics.box_iou(torch.tensor([a]), torch.tensor([b])).item() == pytest.approx(expected, abs=1e-15)
-    assert pixel_set_iou(a, b) == pytest.approx(expected, abs=1e-15)
-
-
-def test_box_iou_of_empty_sets_has_an_empty_side() -> None:
-    none = torch.zeros(0, 4, dtype=torch.long)
-    assert metrics.box_iou(none, torch.tensor([[0, 0, 1, 1]])).shape == (0, 1)
-    assert metrics.box_iou(torch.tensor([[0, 0, 1, 1]]), none).shape == (1, 0)
-
-
-def test_box_iou_rejects_bad_boxes() -> None:
-    good = torch.tensor([[0, 0, 1, 1]])
-    with pytest.raises(TypeError, match="boxes_a must be an integer tensor, got dtype torch.float32"):
-        metrics.box_iou(good.float(), good)
-    with pytest.raises(TypeError, match="boxes_b must be a torch.Tensor"):
-        metrics.box_iou(good, [[0, 0, 1, 1]])
-    with pytest.raises(ValueError, match=r"boxes_b must have shape \(M, 4\) \(x0, y0, x1, y1\), got \(1, 3\)"):
-        metrics.box_iou(good, torch.tensor([[0, 0, 1]]))
-    with pytest.raises(ValueError, match=r"boxes_a must have shape \(M, 4\) \(2 dims\)"):
-        metrics.box_iou(good[0], good)
-    with pytest.raises(ValueError, match=r"boxes_a\[1\] is \[3, 0, 2, 1\]: a box must be"):
-        metrics.box_iou(torch.tensor([[0, 0, 1, 1], [3, 0, 2, 1]]), good)
-    with pytest.raises(ValueError, match=r"boxes_b\[0\] is \[-1, 0, 2, 1\].*or the no-box sentinel"):
-        metrics.box_iou(good, torch.tensor([[-1, 0, 2, 1]]))
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Bad input
 
 
@@ -489,19 +412,19 @@ def test_bad_input_raises_clear_errors() -> None:
         box_iou_curves(maps * 2, boxes)
     with pytest.raises(ValueError, match="maps must not be empty"):
         box_iou_curves(torch.rand(0, 8, 8), [])
-    with pytest.raises(ValueError, match=r"boxes\[1\] holds box \[1, 1, 8, 2\].*<= 7"):
+    with pytest.raises(ValueError, match=r"boxes\[1\] is \[1, 1, 8, 2\]: a box must be .*<= 7"):
         box_iou_curves(maps, torch.tensor([[0, 0, 3, 3], [1, 1, 8, 2]]))
-    with pytest.raises(ValueError, match=r"boxes\[0\] holds box \[3, 0, 2, 3\]"):
+    with pytest.raises(ValueError, match=r"boxes\[0\] is \[3, 0, 2, 3\]: a box must be"):
         box_iou_curves(maps, torch.tensor([[3, 0, 2, 3], [1, 1, 2, 2]]))
-    with pytest.raises(ValueError, match=r"boxes\[0\] holds box \[-1, 0, 2, 3\]"):
+    with pytest.raises(ValueError, match=r"boxes\[0\] is \[-1, 0, 2, 3\]: a box must be"):
         box_iou_curves(maps, torch.tensor([[-1, 0, 2, 3], [1, 1, 2, 2]]))
     with pytest.raises(ValueError, match=r"boxes\[1\] must have shape \(M, 4\) with M >= 1"):
         box_iou_curves(maps, [torch.tensor([[0, 0, 1, 1]]), torch.zeros(0, 4, dtype=torch.long)])
     with pytest.raises(ValueError, match=r"boxes must have one entry per map \(2\), got 1"):
         box_iou_curves(maps, boxes[:1])
-    with pytest.raises(TypeError, match=r"boxes\[0\] must be an integer tensor"):
+    with pytest.raises(TypeError, match=r"boxes\[0\] must hold integer pixel indices .*, got dtype torch.bool$"):
         box_iou_curves(maps, [torch.zeros(1, 4, dtype=torch.bool)] * 2)
-    with pytest.raises(TypeError, match=r"boxes\[0\] must be an integer tensor, got dtype torch.float32"):
+    with pytest.raises(TypeError, match=r"^boxes must hold integer pixel indices .*, got dtype torch.float32; round"):
         box_iou_curves(maps, boxes.float())
     with pytest.raises(ValueError, match="mode must be one of"):
         box_iou_curves(maps, boxes, mode="exact")

@@ -58,13 +58,6 @@ def test_real_mask_metadata() -> None:
     assert openimages.image_sizes == {} and openimages.boxes == {}
 
 
-def test_resize_boxes_as_the_reference() -> None:
-    # The reference's own cases for resize_bbox.
-    assert resize_boxes(np.array([[1, 2, 4, 3]]), (10, 20), (35, 10)).tolist() == [[3, 1, 14, 1]]
-    assert resize_boxes(np.array([[1, 2, 1, 2]]), (3, 3), (3, 3)).tolist() == [[1, 2, 1, 2]]
-    assert resize_boxes(np.array([[0, 0, 499, 374]]), (500, 375), (224, 224)).tolist() == [[0, 0, 223, 223]]
-
-
 def write_split(folder: Path, lines: dict) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, content in lines.items():

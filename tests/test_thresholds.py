@@ -1,11 +1,11 @@
 """PaS: camfix.percentile against numpy and a sort-based reference, thresholds and masks (strict '>', ties),
-and mask_to_box / percentile_box against a pure-python 8-connected flood fill."""
+and percentile_box against a pure-python 8-connected flood fill (mask_to_box: test_boxes.py)."""
 
 from __future__ import annotations
 
 import inspect
 import math
-from typing import Callable, List, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pytest
@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from nets import TimmStyleNet, TorchvisionResNet
-from references import Box, component_box, reference_components, reference_is_constant
+from references import largest_component_boxes, reference_is_constant
 
 import camfix
 from camfix import (
@@ -48,28 +48,10 @@ def reference_threshold(map2d: np.ndarray, theta: float, pct: float, dtype: torc
     return theta * reference_percentile(values, pct)
 
 
-def reference_box(mask: np.ndarray) -> Box:
-    """Box of the component with the most pixels; on a tie, the first in raster order of its first pixel."""
-    components = reference_components(mask)
-    if not components:
-        return NO_BOX
-    return component_box(max(components, key=len))  # max() keeps the first of equal keys
-
-
-def largest_component_boxes(mask: np.ndarray) -> List[Box]:
-    """Boxes of every component tied for the most pixels."""
-    components = reference_components(mask)
-    most = max((len(c) for c in components), default=0)
-    return [component_box(c) for c in components if len(c) == most]
-
-
 maps_any_sign = st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(1, 6)).flatmap(
     lambda shape: arrays(np.float64, shape, elements=st.floats(-100, 100, allow_subnormal=False))
 )
 pcts = st.one_of(st.sampled_from([0.0, 50.0, 90.0, 98.0, 100.0]), st.floats(0, 100))
-masks = st.tuples(st.integers(1, 3), st.integers(1, 12), st.integers(1, 12)).flatmap(
-    lambda shape: arrays(np.bool_, shape)
-)
 
 
 # ------------------------------------------------------------------------------------------------------ percentile
@@ -176,74 +158,7 @@ def test_threshold_dtypes(dtype: torch.dtype) -> None:
     assert torch.equal(threshold_masks(maps), maps > percentile_threshold(maps)[:, None, None])
 
 
-# ----------------------------------------------------------------------------------------------------------- boxes
-
-
-@given(masks=masks)
-def test_mask_to_box_matches_flood_fill(masks: np.ndarray) -> None:
-    boxes = mask_to_box(torch.from_numpy(masks))
-    assert boxes.dtype == torch.int64 and boxes.shape == (len(masks), 4)
-    for box, mask in zip(boxes.tolist(), masks):
-        # The tie-break between equally large regions has its own test below.
-        assert tuple(box) in largest_component_boxes(mask) or (not mask.any() and tuple(box) == NO_BOX)
-
-
-def test_mask_to_box_matches_flood_fill_on_larger_random_masks() -> None:
-    generator = torch.Generator().manual_seed(3)
-    for density in (0.2, 0.45, 0.6):
-        masks = torch.rand(4, 30, 41, generator=generator) < density
-        for box, mask in zip(mask_to_box(masks).tolist(), masks.numpy()):
-            assert tuple(box) in largest_component_boxes(mask)
-
-
-def test_mask_to_box_tie_goes_to_the_first_region_in_raster_order() -> None:
-    mask = torch.zeros(4, 16, dtype=torch.bool)
-    mask[0, 10] = True  # first in raster order
-    mask[1, 2] = True  # same size, later in raster order, but in an earlier 2x2 block column
-    assert reference_box(mask.numpy()) == (10, 0, 10, 0)
-    assert mask_to_box(mask[None]).tolist() == [[10, 0, 10, 0]]
-
-
-def test_mask_to_box_tie_in_the_same_row() -> None:
-    mask = torch.zeros(1, 3, 9, dtype=torch.bool)
-    mask[0, 1, 1:3] = True
-    mask[0, 1, 5:7] = True
-    assert mask_to_box(mask).tolist() == [[1, 1, 2, 1]] == [list(reference_box(mask[0].numpy()))]
-
-
-def test_mask_to_box_edge_cases() -> None:
-    empty = torch.zeros(1, 5, 6, dtype=torch.bool)
-    assert mask_to_box(empty).tolist() == [list(NO_BOX)]
-    assert NO_BOX == (-1, -1, -1, -1)
-    full = torch.ones(1, 5, 6, dtype=torch.bool)
-    assert mask_to_box(full).tolist() == [[0, 0, 5, 4]]  # inclusive: last column 5, last row 4
-    for y, x in [(0, 0), (4, 5), (2, 3), (0, 5), (4, 0)]:
-        single = torch.zeros(1, 5, 6, dtype=torch.bool)
-        single[0, y, x] = True
-        assert mask_to_box(single).tolist() == [[x, y, x, y]]  # area (x1 - x0 + 1) * (y1 - y0 + 1) = 1
-    assert mask_to_box(torch.ones(1, 1, 1, dtype=torch.bool)).tolist() == [[0, 0, 0, 0]]
-    assert mask_to_box(torch.zeros(1, 1, 1, dtype=torch.bool)).tolist() == [list(NO_BOX)]
-    assert mask_to_box(torch.zeros(0, 3, 3, dtype=torch.bool)).shape == (0, 4)
-
-
-def test_mask_to_box_uses_8_connectivity_and_the_largest_region() -> None:
-    mask = torch.zeros(1, 8, 10, dtype=torch.bool)
-    for i in range(4):  # a diagonal chain of 4 pixels: one region with 8-connectivity, four with 4-connectivity
-        mask[0, i, i] = True
-    mask[0, 5:8, 6:10] = True  # 12 pixels: the largest, although later in raster order
-    assert mask_to_box(mask).tolist() == [[6, 5, 9, 7]]
-    mask[0, 4, 4:6] = True  # the chain now reaches the block diagonally and merges with it
-    assert mask_to_box(mask).tolist() == [[0, 0, 9, 7]]
-
-
-def test_mask_to_box_ring_and_non_contiguous_masks() -> None:
-    ring = torch.ones(1, 5, 5, dtype=torch.bool)
-    ring[0, 1:4, 1:4] = False
-    ring[0, 2, 2] = True  # an island inside the hole, a separate region
-    assert mask_to_box(ring).tolist() == [[0, 0, 4, 4]]
-    masks = torch.rand(3, 9, 7) > 0.5
-    transposed = masks.transpose(1, 2)
-    assert torch.equal(mask_to_box(transposed), mask_to_box(transposed.contiguous()))
+# ----------------------------------------------------------------------------------------------- percentile_box
 
 
 def test_percentile_box_recovers_cam_at_pct_100_and_pas_keeps_the_object() -> None:

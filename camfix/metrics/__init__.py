@@ -4,17 +4,19 @@
 - LID Track 1 (WSSS): :class:`MeanIoU` / :func:`mean_iou`.
 - wsolevaluation (Choe et al., CVPR 2020): :class:`BoxAccuracy` (MaxBoxAcc, MaxBoxAccV2, GT-known and top-1 loc)
   and :class:`PxAP`, each with a ``"reference"`` mode identical to clovaai/wsolevaluation and a
-  ``"continuous"`` mode; :func:`box_iou`, the IoU of camfix's inclusive boxes that they use.
-- Metadata of the reference evaluator: :func:`read_metadata`; the command line: ``camfix evaluate``.
+  ``"continuous"`` mode; :func:`box_iou`, the IoU of camfix's inclusive boxes that they use (from
+  :mod:`camfix.boxes`).
+- Metadata of the reference evaluator: :func:`read_metadata`, its boxes scaled to the maps by :func:`resize_boxes`
+  (from :mod:`camfix.boxes`); the command line: ``camfix evaluate``.
 
 Every accumulator has ``update(...)``, ``compute()``, ``reset()``, ``merge(other)`` and ``sync(group)`` (a sum
 over ``torch.distributed`` ranks); its state is O(thresholds). Definitions and conventions: ``docs/metrics.md``.
 """
 
-from ._base import Metric
+from ..boxes import box_iou, resize_boxes
 from ._common import DEFAULT_INTERVAL, MIN_INTERVAL, MODES, cam_thresholds
 from .masks import PEAK_IOU_THRESHOLDS, PeakIoU, PeakIoUResult, PxAP, PxAPResult, peak_iou, pxap
-from .metadata import WSOLMetadata, load_mask, read_metadata, resize_boxes
+from .metadata import WSOLMetadata, load_mask, read_metadata
 from .segmentation import IGNORE_INDEX, MeanIoU, MeanIoUResult, mean_iou
 from .localization import (
     DEFAULT_IOU_THRESHOLDS,
@@ -22,7 +24,6 @@ from .localization import (
     BoxAccuracyResult,
     BoxIoUCurves,
     box_accuracy,
-    box_iou,
     box_iou_curves,
     max_box_acc,
     max_box_acc_v2,
@@ -40,7 +41,6 @@ __all__ = [
     "BoxIoUCurves",
     "MeanIoU",
     "MeanIoUResult",
-    "Metric",
     "WSOLMetadata",
     "PeakIoU",
     "PeakIoUResult",

@@ -1,4 +1,4 @@
-"""Accumulator base: named sum-reducible state, ``reset``, ``merge`` and a ``torch.distributed`` reduction.
+"""The accumulators' private base: named sum-reducible state, ``reset``, ``merge`` and a ``torch.distributed`` sum.
 
 Every metric keeps only per-threshold (or per-class) counts, so its state is O(thresholds) whatever the number of
 images, and the state of a whole dataset is the element-wise sum of the states of its parts. That one property
@@ -9,7 +9,13 @@ gives all three ways of combining evaluations:
 - order independence: shuffling the images cannot change a dataset-level number.
 
 States are int64 counts wherever possible, so reductions are exact and a run over 8 ranks gives the same number
-as one process, bit for bit.
+as one process, bit for bit. They live on the CPU (``sync`` moves them to the CUDA device only for an NCCL
+reduction).
+
+The base is private: it serves camfix's own accumulators (:class:`~camfix.metrics.BoxAccuracy`,
+:class:`~camfix.metrics.PeakIoU`, :class:`~camfix.metrics.PxAP`, :class:`~camfix.metrics.MeanIoU`), whose
+documented methods it provides, and is not a torchmetrics-style ``Metric`` to subclass (no ``state_dict``, no
+``.to()``, no ``forward``).
 """
 
 from __future__ import annotations
@@ -20,13 +26,12 @@ from typing import Dict, Optional, TypeVar
 import numpy as np
 import torch
 
-__all__ = ["Metric"]
-
-MetricT = TypeVar("MetricT", bound="Metric")
+AccumulatorT = TypeVar("AccumulatorT", bound="_Accumulator")
 
 
-class Metric:
-    """Base of the camfix accumulators (torchmetrics-style ``update`` / ``compute`` / ``reset``).
+class _Accumulator:
+    """Base of the camfix accumulators: ``update`` and ``compute`` are each subclass's, ``reset``, ``merge`` and
+    ``sync`` are shared.
 
     Subclasses declare their state with :meth:`_add_state` in ``__init__`` and only ever add to it in
     ``update``, and list in :meth:`_settings` the constructor arguments that decide what the state counts.
@@ -52,7 +57,7 @@ class Metric:
         merged only when these are equal, since equal state shapes do not make equal meanings."""
         return {}
 
-    def _check_compatible(self, other: "Metric") -> None:
+    def _check_compatible(self, other: "_Accumulator") -> None:
         if type(other) is not type(self):
             raise TypeError(f"other must be a {type(self).__name__}, got {type(other).__name__}")
         theirs = other._settings()
@@ -64,7 +69,7 @@ class Metric:
                     "built with the same settings can be merged"
                 )
 
-    def merge(self: MetricT, other: MetricT) -> MetricT:
+    def merge(self: AccumulatorT, other: AccumulatorT) -> AccumulatorT:
         """Add ``other``'s state to this one, as if this accumulator had also seen ``other``'s updates.
 
         Args:
@@ -84,7 +89,7 @@ class Metric:
             value += getattr(other, name).to(value.device)
         return self
 
-    def sync(self: MetricT, group: Optional[object] = None) -> MetricT:
+    def sync(self: AccumulatorT, group: Optional[object] = None) -> AccumulatorT:
         """A copy whose state is the sum of the states of all processes in ``group``.
 
         A collective call: every rank of ``group`` (default: the whole job) must call it. The accumulator itself
@@ -116,6 +121,11 @@ class Metric:
 
     def extra_repr(self) -> str:
         return ""
+
+
+# masks.py and segmentation.py still import the base by its old name; they switch to _Accumulator when their
+# engineers next touch them, and this alias goes.
+Metric = _Accumulator
 
 
 def _setting_difference(mine: object, theirs: object) -> Optional[str]:

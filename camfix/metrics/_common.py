@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .._validation import check_finite, check_in_range, check_integer_tensor, check_number, check_tensor
+from .._validation import check_finite, check_in_range, check_number, check_tensor
 
 __all__ = ["cam_thresholds", "DEFAULT_INTERVAL", "MIN_INTERVAL", "MODES"]
 
@@ -19,8 +19,6 @@ DEFAULT_INTERVAL = 0.01
 MIN_INTERVAL = 1e-4
 #: ``"reference"`` reproduces clovaai/wsolevaluation; ``"continuous"`` is the quirk-free definition.
 MODES = ("reference", "continuous")
-
-BoxesLike = Union[Tensor, Sequence[Tensor]]
 
 
 def cam_thresholds(interval: float = DEFAULT_INTERVAL) -> np.ndarray:
@@ -88,48 +86,6 @@ def check_map_values(name: str, maps: Tensor) -> None:
         check_in_range(name, maps, 0.0, 1.0)
 
 
-def check_boxes(name: str, boxes: object, batch: int, size: Tuple[int, int]) -> List[np.ndarray]:
-    """Ground-truth boxes of ``batch`` images of ``size = (H, W)`` as a list of int64 ``(M_i, 4)`` arrays.
-
-    Accepts an int tensor ``(N, 4)`` (one box per image) or ``(N, M, 4)``, or a sequence of ``N`` int tensors
-    ``(M_i, 4)``. Every image needs at least one box, each inside the image with ``x0 <= x1`` and ``y0 <= y1``
-    (inclusive convention).
-    """
-    if isinstance(boxes, Tensor):
-        check_tensor(name, boxes, (2, 3), shape_hint="(N, 4) or (N, M, 4)", floating=False, allow_empty=True)
-        per_image: Sequence[object] = boxes[:, None] if boxes.dim() == 2 else boxes
-    elif isinstance(boxes, (list, tuple)):
-        per_image = boxes
-    else:
-        raise TypeError(
-            f"{name} must be an int tensor (N, 4) or (N, M, 4) or a list of N int tensors (M_i, 4), "
-            f"got {type(boxes).__name__}"
-        )
-    if len(per_image) != batch:
-        raise ValueError(f"{name} must have one entry per map ({batch}), got {len(per_image)}")
-    height, width = size
-    result = []
-    for index, image_boxes in enumerate(per_image):
-        label = f"{name}[{index}]"
-        check_integer_tensor(label, image_boxes, 2, shape_hint="(M, 4)", allow_empty=True)
-        if image_boxes.shape[-1] != 4 or image_boxes.shape[0] == 0:
-            raise ValueError(
-                f"{label} must have shape (M, 4) with M >= 1 (every image needs a ground-truth box), "
-                f"got {tuple(image_boxes.shape)}"
-            )
-        array = image_boxes.detach().cpu().numpy().astype(np.int64)
-        x0, y0, x1, y1 = array.T
-        bad = (x0 < 0) | (y0 < 0) | (x1 >= width) | (y1 >= height) | (x1 < x0) | (y1 < y0)
-        if bad.any():
-            box = array[int(np.argmax(bad))].tolist()
-            raise ValueError(
-                f"{label} holds box {box}: boxes must be (x0, y0, x1, y1) with 0 <= x0 <= x1 <= {width - 1} and "
-                f"0 <= y0 <= y1 <= {height - 1} (inclusive pixel indices inside the {height}x{width} map)"
-            )
-        result.append(np.ascontiguousarray(array))
-    return result
-
-
 def check_binary(name: str, value: object, shape: Tuple[int, ...]) -> np.ndarray:
     """A bool, or integer 0/1, tensor of ``shape``; returned as a bool numpy array."""
     tensor = check_tensor(name, value, len(shape), shape_hint=str(shape), floating=False, allow_empty=True)
@@ -145,3 +101,4 @@ def check_binary(name: str, value: object, shape: Tuple[int, ...]) -> np.ndarray
             )
         tensor = tensor != 0
     return tensor.detach().cpu().numpy()
+

@@ -23,11 +23,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .._validation import InputError, atomic_write, check_int, check_number, check_output_path, read_text_lines
+from ..boxes import resize_boxes
+from ..cli_support import InputError, atomic_write, check_int, check_number, check_output_path, read_text_lines
 from ._common import DEFAULT_INTERVAL, MIN_INTERVAL, MODES, cam_thresholds
 from .localization import DEFAULT_IOU_THRESHOLDS, BoxAccuracy, check_iou_thresholds
 from .masks import PeakIoU, PxAP
-from .metadata import WSOLMetadata, load_mask, read_metadata, resize_boxes
+from .metadata import WSOLMetadata, load_mask, read_metadata
 
 __all__ = ["add_arguments", "run"]
 
@@ -234,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table and write the JSON file; returns 0.
 
     Every option, input file and the ``--json`` path are checked before the first map is evaluated; ``--json``
-    is written atomically. Bad input raises (:class:`~camfix._validation.InputError`, ``ValueError``,
+    is written atomically. Bad input raises (:class:`~camfix.cli_support.InputError`, ``ValueError``,
     ``TypeError`` or ``OSError``, each naming the option or file), which ``camfix`` reports as one line with
     exit status 2.
     """

@@ -36,14 +36,14 @@ import torch
 from torch import Tensor
 
 from .._validation import check_bool, check_int, check_integer_tensor
+from ..boxes import BoxBatch, _box_iou_matrix, _check_boxes_per_image
 from ..crf import usable_cpus
 from . import _native
-from ._base import Metric
-from ._common import BoxesLike, check_boxes, check_map_values, check_maps, check_mode, check_thresholds
+from ._base import _Accumulator
+from ._common import check_map_values, check_maps, check_mode, check_thresholds
 
 __all__ = [
     "DEFAULT_IOU_THRESHOLDS",
-    "box_iou",
     "BoxIoUCurves",
     "box_iou_curves",
     "BoxAccuracy",
@@ -72,80 +72,6 @@ class BoxIoUCurves:
 
     single: Optional[Tensor]
     multi: Optional[Tensor]
-
-
-def _box_iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """``(A, B)`` float64 IoUs of valid inclusive int64 boxes ``(A, 4)`` and ``(B, 4)`` (the reference's formula).
-
-    Unchecked: the per-threshold loop calls it directly; :func:`box_iou` is the checked public form.
-    """
-    x0 = np.maximum(boxes_a[:, None, 0], boxes_b[None, :, 0])
-    y0 = np.maximum(boxes_a[:, None, 1], boxes_b[None, :, 1])
-    x1 = np.minimum(boxes_a[:, None, 2], boxes_b[None, :, 2])
-    y1 = np.minimum(boxes_a[:, None, 3], boxes_b[None, :, 3])
-    intersection = np.maximum(0, x1 - x0 + 1) * np.maximum(0, y1 - y0 + 1)
-    area_a = (boxes_a[:, 2] - boxes_a[:, 0] + 1) * (boxes_a[:, 3] - boxes_a[:, 1] + 1)
-    area_b = (boxes_b[:, 2] - boxes_b[:, 0] + 1) * (boxes_b[:, 3] - boxes_b[:, 1] + 1)
-    return intersection / (area_a[:, None] + area_b[None, :] - intersection)
-
-
-def _check_box_rows(name: str, boxes: object) -> np.ndarray:
-    """``(M, 4)`` integer boxes, each valid (``0 <= x0 <= x1``, ``0 <= y0 <= y1``) or the no-box sentinel."""
-    tensor = check_integer_tensor(name, boxes, 2, shape_hint="(M, 4)", allow_empty=True)
-    if tensor.shape[1] != 4:
-        raise ValueError(f"{name} must have shape (M, 4) (x0, y0, x1, y1), got {tuple(tensor.shape)}")
-    array = tensor.detach().cpu().numpy().astype(np.int64)
-    x0, y0, x1, y1 = array.T
-    sentinel = (array == -1).all(axis=1)
-    bad = ~sentinel & ((x0 < 0) | (y0 < 0) | (x1 < x0) | (y1 < y0))
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise ValueError(
-            f"{name}[{row}] is {array[row].tolist()}: a box must be (x0, y0, x1, y1) with 0 <= x0 <= x1 and "
-            "0 <= y0 <= y1 (inclusive pixel indices), or the no-box sentinel (-1, -1, -1, -1)"
-        )
-    return array
-
-
-def box_iou(boxes_a: Tensor, boxes_b: Tensor) -> Tensor:
-    """Intersection over union of every box of ``boxes_a`` with every box of ``boxes_b``, counted in pixels.
-
-    Boxes follow camfix's convention: ``(x0, y0, x1, y1)`` integer pixel indices with ``x1``, ``y1``
-    inclusive, so a box covers ``(x1 - x0 + 1) * (y1 - y0 + 1)`` pixels and two boxes that share one column
-    intersect in one column of pixels. ``IoU = |a & b| / (|a| + |b| - |a & b|)``, the formula of the reference
-    evaluator (clovaai/wsolevaluation's ``calculate_multiple_iou``) and of the box metrics here. The no-box
-    sentinel :data:`~camfix.NO_BOX` ``(-1, -1, -1, -1)`` (what :func:`camfix.mask_to_box` gives an empty mask)
-    covers no pixel: its IoU is 0 with every box, itself included.
-
-    The pairwise form of ``torchvision.ops.box_iou``, whose boxes are continuous (``x1`` exclusive, area
-    ``(x1 - x0) * (y1 - y0)``); for IoUs of matched pairs take the diagonal, ``box_iou(a, b).diagonal()``.
-
-    Args:
-        boxes_a: ``(A, 4)`` integer tensor (any integer dtype and device) of boxes with ``0 <= x0 <= x1`` and
-            ``0 <= y0 <= y1``, or :data:`~camfix.NO_BOX` rows; ``A`` may be 0.
-        boxes_b: ``(B, 4)``, the same.
-
-    Returns:
-        ``(A, B)`` float64 CPU tensor in ``[0, 1]``: entry ``[i, j]`` is the IoU of ``boxes_a[i]`` and
-        ``boxes_b[j]`` (1 for identical boxes, 0 for disjoint ones).
-
-    Raises:
-        TypeError: an argument is not a tensor, or has a floating point, complex or bool dtype.
-        ValueError: a tensor is not ``(M, 4)``, or a row is neither a valid box nor the sentinel.
-
-    Example:
-        >>> import torch
-        >>> from camfix.metrics import box_iou
-        >>> box_iou(torch.tensor([[0, 0, 9, 9]]), torch.tensor([[0, 0, 9, 9], [5, 0, 14, 9], [-1, -1, -1, -1]]))
-        tensor([[1.0000, 0.3333, 0.0000]], dtype=torch.float64)
-    """
-    array_a = _check_box_rows("boxes_a", boxes_a)
-    array_b = _check_box_rows("boxes_b", boxes_b)
-    ious = _box_iou_matrix(array_a, array_b)
-    # The sentinel would count as the 1-pixel box at (-1, -1): it has no pixel, so no overlap.
-    ious[(array_a == -1).all(axis=1)] = 0.0
-    ious[:, (array_b == -1).all(axis=1)] = 0.0
-    return torch.from_numpy(ious)
 
 
 def _opencv_level_ious(
@@ -225,7 +151,7 @@ def _image_levels(image_map: np.ndarray, reference: bool, thresholds: np.ndarray
 
 def box_iou_curves(
     maps: Tensor,
-    boxes: BoxesLike,
+    boxes: BoxBatch,
     thresholds: Optional[object] = None,
     *,
     mode: str = "reference",
@@ -256,7 +182,7 @@ def box_iou_curves(
     reference = check_mode(mode) == "reference"
     thresholds = check_thresholds(thresholds)
     batch, height, width = maps.shape
-    gt_boxes = check_boxes("boxes", boxes, batch, (height, width))
+    gt_boxes = _check_boxes_per_image("boxes", boxes, batch, (height, width))
     if not (check_bool("single", single) | check_bool("multi", multi)):
         raise ValueError("at least one of single and multi must be True")
     workers = usable_cpus() if workers is None else check_int("workers", workers, 1)
@@ -442,12 +368,12 @@ class BoxAccuracyResult:
         return result
 
 
-class BoxAccuracy(Metric):
+class BoxAccuracy(_Accumulator):
     """Accumulates MaxBoxAcc, MaxBoxAccV2, GT-known and top-1 loc over batches.
 
     State: per IoU and CAM threshold, the number of localized images (int64 ``(I, T)``, three of them), and
     the image counts. O(thresholds) memory whatever the dataset size; reduce across processes with
-    :meth:`~camfix.metrics.Metric.sync`.
+    :meth:`sync`.
 
     Args:
         thresholds: CAM thresholds; default :func:`~camfix.metrics.cam_thresholds` ``(0.01)`` (the reference's
@@ -515,7 +441,7 @@ class BoxAccuracy(Metric):
     def update(
         self,
         maps: Tensor,
-        boxes: BoxesLike,
+        boxes: BoxBatch,
         pred_classes: Optional[Tensor] = None,
         target_classes: Optional[Tensor] = None,
     ) -> None:
@@ -582,7 +508,7 @@ class BoxAccuracy(Metric):
 
 def box_accuracy(
     maps: Tensor,
-    boxes: BoxesLike,
+    boxes: BoxBatch,
     pred_classes: Optional[Tensor] = None,
     target_classes: Optional[Tensor] = None,
     *,
@@ -612,7 +538,7 @@ def box_accuracy(
 
 
 def max_box_acc(
-    maps: Tensor, boxes: BoxesLike, *, thresholds: Optional[object] = None, mode: str = "reference"
+    maps: Tensor, boxes: BoxBatch, *, thresholds: Optional[object] = None, mode: str = "reference"
 ) -> float:
     """MaxBoxAcc: the largest region's box must reach IoU >= 0.5; the best accuracy over the CAM thresholds.
 
@@ -632,7 +558,7 @@ def max_box_acc(
 
 def max_box_acc_v2(
     maps: Tensor,
-    boxes: BoxesLike,
+    boxes: BoxBatch,
     *,
     thresholds: Optional[object] = None,
     iou_thresholds: Sequence[int] = DEFAULT_IOU_THRESHOLDS,

@@ -11,13 +11,12 @@ One folder per split, comma-separated text files, one record per line:
 
 Boxes in ``localization.txt`` are integer pixel indices of the original image with ``x1``, ``y1`` inclusive (the
 reference counts areas as ``(x1 - x0 + 1) * (y1 - y0 + 1)`` and checks ``x1 <= width - 1``): camfix's own box
-convention, so they are used as they are. The reference evaluates 224 x 224 maps and scales the boxes to them with
-:func:`resize_boxes`, truncating the scaled coordinates.
+convention (:mod:`camfix.boxes`), so they are used as they are. The reference evaluates 224 x 224 maps and scales the
+boxes to them with :func:`camfix.boxes.resize_boxes`, truncating the scaled coordinates.
 """
 
 from __future__ import annotations
 
-import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,11 @@ from typing import Dict, List, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from .._validation import check_array, check_size, read_text_lines
+from .._validation import check_size
+from ..boxes import _invalid_box_rows
+from ..cli_support import read_text_lines
 
-__all__ = ["WSOLMetadata", "read_metadata", "resize_boxes", "load_mask"]
+__all__ = ["WSOLMetadata", "read_metadata", "load_mask"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -168,9 +169,8 @@ def read_metadata(folder: PathLike) -> WSOLMetadata:
     if box_arrays:
         # One vectorised check of all boxes against their image's size.
         owners = [image_id for image_id, values in boxes.items() for _ in values]
-        x0, y0, x1, y1 = np.concatenate(list(box_arrays.values())).T
         width, height = np.array([image_sizes.get(image_id, (0, 0)) for image_id in owners]).T
-        bad = (x0 < 0) | (y0 < 0) | (x1 < x0) | (y1 < y0) | (x1 >= width) | (y1 >= height)
+        bad = _invalid_box_rows(np.concatenate(list(box_arrays.values())), (height, width))
         if bad.any():
             image_id = owners[int(np.argmax(bad))]
             raise ValueError(
@@ -186,57 +186,6 @@ def read_metadata(folder: PathLike) -> WSOLMetadata:
         mask_paths={key: tuple(value) for key, value in mask_paths.items()},
         ignore_paths=ignore_paths,
     )
-
-
-def _check_width_height(name: str, value: object) -> Tuple[int, int]:
-    """A ``(width, height)`` pair of positive ints (Python or numpy integers)."""
-    if (
-        not isinstance(value, (tuple, list))
-        or len(value) != 2
-        or not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and v > 0 for v in value)
-    ):
-        raise ValueError(
-            f"{name} must be a pair of positive ints (width, height), got {type(value).__name__} {value!r}"
-        )
-    return int(value[0]), int(value[1])
-
-
-def resize_boxes(boxes: np.ndarray, image_size: Tuple[int, int], map_size: Tuple[int, int]) -> np.ndarray:
-    """Scale inclusive boxes from an image to a map of another size, as the reference's ``resize_bbox``.
-
-    Each coordinate becomes ``int(c * new / old)`` (float64, truncated), e.g. ``x1 = 499`` of a 500-pixel-wide
-    image is column ``int(499 * 224 / 500) = 223`` of a 224-pixel map, so the boxes land inside the map.
-
-    Args:
-        boxes: ``(M, 4)`` integer numpy array ``(x0, y0, x1, y1)``, ``M >= 0``, inside the image:
-            ``0 <= x0 <= x1 < width`` and ``0 <= y0 <= y1 < height``.
-        image_size: ``(width, height)`` of the image the boxes refer to, positive ints.
-        map_size: ``(width, height)`` of the map, positive ints.
-
-    Returns:
-        ``(M, 4)`` int64.
-
-    Raises:
-        TypeError: ``boxes`` is not an integer numpy array.
-        ValueError: ``boxes`` is not ``(M, 4)`` or has a box outside the image, or a size is not two positive ints.
-    """
-    check_array("boxes", boxes, 2, shape_hint="(M, 4)", allow_empty=True)
-    if boxes.dtype == np.bool_ or not np.issubdtype(boxes.dtype, np.integer):
-        raise TypeError(f"boxes must hold integer pixel indices, got dtype {boxes.dtype}")
-    if boxes.shape[1] != 4:
-        raise ValueError(f"boxes must have shape (M, 4) (x0, y0, x1, y1), got shape {boxes.shape}")
-    width, height = _check_width_height("image_size", image_size)
-    new_width, new_height = _check_width_height("map_size", map_size)
-    x0, y0, x1, y1 = boxes.T
-    bad = (x0 < 0) | (y0 < 0) | (x1 < x0) | (y1 < y0) | (x1 >= width) | (y1 >= height)
-    if bad.any():
-        raise ValueError(
-            f"boxes must lie inside the {width}x{height} (width x height) image with x0 <= x1 and y0 <= y1, got "
-            f"{boxes[int(np.argmax(bad))].tolist()}"
-        )
-    scale = np.array([new_width, new_height, new_width, new_height], dtype=np.float64)
-    size = np.array([width, height, width, height], dtype=np.float64)
-    return np.trunc(np.asarray(boxes, dtype=np.float64) * scale / size).astype(np.int64)
 
 
 def _read_mask(path: Path, size: Tuple[int, int]) -> np.ndarray:

@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 import camfix
 from camfix import models
-from camfix._validation import (
+from camfix.cli_support import (
     InputError,
     add_debug_option,
     atomic_write,

@@ -11,7 +11,7 @@
 ImageNet validation set); the image ids are paths relative to ``--images``.
 
 Per image: the map of the ground-truth class (CAM with NWC, min-max, PaS, optional dense CRF) at ``SIZE x SIZE``,
-the ground-truth boxes scaled to that size as the reference does (``camfix.metrics.resize_boxes``), and
+the ground-truth boxes scaled to that size as the reference does (``camfix.boxes.resize_boxes``), and
 ``camfix.metrics.BoxAccuracy``: the CAM thresholds ``arange(0, 1, --interval)``; MaxBoxAccV2 (any region's box,
 IoU 30/50/70, averaged), MaxBoxAcc = GT-known loc (largest region, IoU 50, best threshold) and top-1 loc (also
 the top-1 class right, at that threshold). ``--mode reference`` (default) gives the reference evaluator's numbers
@@ -30,10 +30,11 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
-from camfix._validation import check_number
+from camfix.boxes import resize_boxes
+from camfix.cli_support import check_number
 from camfix.metrics import DEFAULT_INTERVAL, MIN_INTERVAL, MODES, BoxAccuracy, cam_thresholds
 from camfix.metrics.localization import check_iou_thresholds
-from camfix.metrics.metadata import WSOLMetadata, read_metadata, resize_boxes
+from camfix.metrics.metadata import WSOLMetadata, read_metadata
 from common import (
     DistributedContext,
     InputError,

@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
-from camfix._validation import check_int, check_number
+from camfix.cli_support import check_int, check_number
 from camfix.metrics import IGNORE_INDEX, MeanIoU
 from camfix.thresholds import DEFAULT_THETA_LOC
 from common import (

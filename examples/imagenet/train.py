@@ -46,7 +46,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from camfix._validation import add_debug_option, check_int, check_number
+from camfix.cli_support import add_debug_option, check_int, check_number
 from camfix.models import load_torchvision_resnet
 
 from common import (
