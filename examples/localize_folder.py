@@ -6,7 +6,9 @@
 
 For each image: the class activation map of the top-1 class (or ``--label``) with negative weight clamping,
 the percentile threshold (PaS) and the box of the largest region, drawn over the map, plus ``boxes.json`` with
-the class, score and box ``(x0, y0, x1, y1)`` (inclusive pixel indices, in the original image's coordinates).
+the class, score and box ``(x0, y0, x1, y1)`` (inclusive pixel indices, in the original image's coordinates:
+scaled from the model input by ``camfix.boxes.resize_boxes``, the reference evaluator's rule; ``NO_BOX``
+``(-1, -1, -1, -1)`` when the map has no region above the threshold).
 The checkpoint is a ``state_dict`` of a camfix / timm ResNet (``torch.save(model.state_dict(), path)``; a dict
 with a ``state_dict`` or ``model`` entry and DDP ``module.`` prefixes are accepted).
 
@@ -32,6 +34,7 @@ from tqdm import tqdm
 
 import camfix
 from camfix import models
+from camfix.boxes import resize_boxes
 from camfix.cli_support import (
     InputError,
     add_debug_option,
@@ -172,22 +175,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         ):
             height, width = rgb.shape[:2]
             full = camfix.resize_maps(saliency[None], (height, width), mode="bilinear")[0]
-            scaled = _scale_box(box.tolist(), width / args.size, height / args.size)
-            picture = draw_boxes(overlay(rgb, full), [scaled], GROUND_TRUTH_COLOR)
+            scaled = resize_boxes(box[None].numpy(), (args.size, args.size), (width, height))[0].tolist()
+            picture = draw_boxes(overlay(rgb, full), scaled, GROUND_TRUTH_COLOR)
             relative = path.relative_to(args.images)
             save_image(args.out / relative.with_suffix(".png"), picture)
             records.append({"image": str(relative), "class": int(cls), "score": float(score), "box": scaled})
     with atomic_write(args.out / "boxes.json") as stream:
         stream.write(json.dumps(records, indent=1).encode("utf-8"))
     logger.info("wrote %d overlays and boxes.json to %s", len(records), args.out)
-
-
-def _scale_box(box: List[int], scale_x: float, scale_y: float) -> List[int]:
-    """Map an inclusive pixel box from the model input to the original image; keeps the no-box sentinel."""
-    if box[0] < 0:
-        return box
-    x0, y0, x1, y1 = box
-    return [int(x0 * scale_x), int(y0 * scale_y), int((x1 + 1) * scale_x) - 1, int((y1 + 1) * scale_y) - 1]
 
 
 if __name__ == "__main__":

