@@ -16,11 +16,16 @@ import numpy as np
 import pytest
 import torch
 
+from camfix import cli_support
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "imagenet"
 sys.path.insert(0, str(EXAMPLE))
 
-import common  # noqa: E402  (examples/imagenet/common.py)
+import checkpoints  # noqa: E402  (examples/imagenet/checkpoints.py)
+import data as recipe_data  # noqa: E402  (examples/imagenet/data.py; the fixture data is the dataset)
+import distributed  # noqa: E402
+import evaluation  # noqa: E402
 import evaluate_lid  # noqa: E402
 import evaluate_wsol  # noqa: E402
 import evaluate_wsss  # noqa: E402
@@ -176,11 +181,11 @@ def test_resume_refuses_another_run(data: Path, trained: Path, tmp_path: Path, m
                         "--resume", str(trained / "last.pth"), *TINY)
     assert "different run" in message and "epochs: checkpoint 2, command line 3" in message
     monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it; refused before any process group is joined
-    with pytest.raises(common.InputError, match="processes: checkpoint 1, command line 2"):
+    with pytest.raises(cli_support.InputError, match="processes: checkpoint 1, command line 2"):
         train.main(["--train-dir", str(data / "train"), "--out", str(tmp_path), "--epochs", "2",
                     "--resume", str(trained / "last.pth"), *TINY])
     monkeypatch.delenv("WORLD_SIZE")
-    with pytest.raises(common.InputError, match="arch: checkpoint 'seresnet_small', command line 'resnet50'"):
+    with pytest.raises(cli_support.InputError, match="arch: checkpoint 'seresnet_small', command line 'resnet50'"):
         train.main(["--train-dir", str(data / "train"), "--out", str(tmp_path), "--epochs", "2",
                     "--resume", str(trained / "last.pth"), *TINY, "--arch", "resnet50"])
     assert not (tmp_path / "last.pth").exists()
@@ -199,15 +204,15 @@ def test_pretrained_timm_and_torchvision(data: Path, tmp_path: Path) -> None:
 
     source = seresnet_small(num_classes=7)
     torch.save(source.state_dict(), tmp_path / "timm.pth")
-    model = common.build_model("seresnet_small", 3, "tap", 0.05)
+    model = checkpoints.build_model("seresnet_small", 3, "tap", 0.05)
     assert train.load_pretrained(model, tmp_path / "timm.pth", "timm", "seresnet_small") == ["fc.weight", "fc.bias"]
     assert torch.equal(model.state_dict()["layer4.0.se.fc1.weight"], source.state_dict()["layer4.0.se.fc1.weight"])
 
     trunk = {key: value for key, value in source.state_dict().items() if ".se." not in key}
     torch.save(trunk, tmp_path / "torchvision.pth")
-    with pytest.raises(common.InputError, match="pass --pretrained-format torchvision"):
-        train.load_pretrained(common.build_model("seresnet_small", 3, "tap", 0.05), tmp_path / "torchvision.pth", "timm", "seresnet_small")
-    model = common.build_model("seresnet_small", 3, "tap", 0.05)
+    with pytest.raises(cli_support.InputError, match="pass --pretrained-format torchvision"):
+        train.load_pretrained(checkpoints.build_model("seresnet_small", 3, "tap", 0.05), tmp_path / "torchvision.pth", "timm", "seresnet_small")
+    model = checkpoints.build_model("seresnet_small", 3, "tap", 0.05)
     missing = train.load_pretrained(model, tmp_path / "torchvision.pth", "torchvision", "seresnet_small")
     assert missing and all(".se." in key or key.startswith("fc.") for key in missing)
     assert torch.equal(model.state_dict()["layer1.0.conv1.weight"], trunk["layer1.0.conv1.weight"])
@@ -229,22 +234,22 @@ def test_image_folder_matches_torchvision_rules(tmp_path: Path) -> None:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "stray.jpg").write_bytes(b"")  # a file at the root is no class
-    samples, classes = common.image_folder_samples(tmp_path)
+    samples, classes = recipe_data.image_folder_samples(tmp_path)
     assert classes == ["a", "b", "c"]
     assert [(str(path.relative_to(tmp_path)), label) for path, label in samples] == [
         ("a/x.webp", 0), ("b/1.JPEG", 1), ("b/2.png", 1), ("b/sub/0.jpg", 1), ("c/z.PPM", 2),
     ]
     (tmp_path / "d").mkdir()
-    with pytest.raises(common.InputError, match=r"no image in the class folders \['d'\]"):
-        common.image_folder_samples(tmp_path)
+    with pytest.raises(cli_support.InputError, match=r"no image in the class folders \['d'\]"):
+        recipe_data.image_folder_samples(tmp_path)
 
 
 def test_train_augmentation_is_a_function_of_seed_epoch_index(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, (30, 50, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "a.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    dataset = common.TrainImages([(tmp_path / "a.png", 0)], resize=30, crop=20, resize_mode="shorter", seed=3)
-    resized = common.resize_image(image, 30, "shorter")
+    dataset = recipe_data.TrainImages([(tmp_path / "a.png", 0)], resize=30, crop=20, resize_mode="shorter", seed=3)
+    resized = recipe_data.resize_image(image, 30, "shorter")
     assert resized.shape == (30, 50, 3)
     crops = [dataset[(epoch, 0)][0].permute(1, 2, 0).numpy() for epoch in range(12)]
     assert np.array_equal(crops[0], dataset[(0, 0)][0].permute(1, 2, 0).numpy())
@@ -263,7 +268,7 @@ def test_normalize_batch_against_float64_reference() -> None:
             for y in range(5):
                 for x in range(4):
                     reference[n, c, y, x] = (int(images[n, c, y, x]) / 255.0 - mean[c]) / std[c]
-    batch = common.normalize_batch(images, channels_last=True)
+    batch = recipe_data.normalize_batch(images, channels_last=True)
     assert batch.dtype == torch.float32 and batch.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(batch.double(), reference, rtol=0, atol=1e-5)
 
@@ -286,13 +291,13 @@ def test_select_single_class() -> None:
 def test_shards_partition_the_dataset() -> None:
     for size in (0, 1, 7, 10):
         for world in (1, 2, 3):
-            shards = [common.shard_indices(size, rank, world) for rank in range(world)]
+            shards = [distributed.shard_indices(size, rank, world) for rank in range(world)]
             assert sorted(i for shard in shards for i in shard) == list(range(size))
 
 
 def test_save_atomic_keeps_the_old_file_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "last.pth"
-    common.save_atomic({"epoch": 1}, path)
+    checkpoints.save_atomic({"epoch": 1}, path)
 
     def broken_save(obj: object, stream: object) -> None:
         stream.write(b"half a checkpoint")  # type: ignore[attr-defined]
@@ -300,7 +305,7 @@ def test_save_atomic_keeps_the_old_file_on_failure(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        common.save_atomic({"epoch": 2}, path)
+        checkpoints.save_atomic({"epoch": 2}, path)
     monkeypatch.undo()
     assert torch.load(path, weights_only=True) == {"epoch": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.pth"]
@@ -442,10 +447,10 @@ def test_evaluate_checkpoint_of_another_architecture(data: Path, trained: Path, 
     message = run_fails("evaluate_wsol.py", *wsol_args(data, trained / "last.pth", tmp_path), "--arch", "resnet50")
     assert "--arch 'resnet50' but the checkpoint was trained with 'seresnet_small'" in message
     torch.save(resnet50(num_classes=3).state_dict(), tmp_path / "resnet50.pth")  # a plain state_dict records nothing
-    with pytest.raises(common.InputError, match="--arch seresnet_small with 3 classes .*does not fit the model.*missing keys"):
+    with pytest.raises(cli_support.InputError, match="--arch seresnet_small with 3 classes .*does not fit the model.*missing keys"):
         evaluate_wsol.main([*wsol_args(data, tmp_path / "resnet50.pth", tmp_path), "--arch", "seresnet_small", "--num-classes", "3"])
     (tmp_path / "truncated.pth").write_bytes((trained / "last.pth").read_bytes()[:1000])
-    with pytest.raises(common.InputError, match="cannot load the checkpoint"):
+    with pytest.raises(cli_support.InputError, match="cannot load the checkpoint"):
         evaluate_wsol.main(wsol_args(data, tmp_path / "truncated.pth", tmp_path))
     assert not (tmp_path / "metrics.json").exists()
 
@@ -453,14 +458,14 @@ def test_evaluate_checkpoint_of_another_architecture(data: Path, trained: Path, 
 def test_saliency_maps_against_float64_pipeline() -> None:
     """CAM of the top-1 class with NWC (positive weights only), bicubic to the image size, min-max, then divided by
     the 98th percentile and clipped: recomputed here in float64 from the model's features and classifier."""
-    model = common.build_model("seresnet_small", 3, "tap", 0.05).eval()
+    model = checkpoints.build_model("seresnet_small", 3, "tap", 0.05).eval()
     images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
-    maps, classes, logits = common.saliency_maps(
+    maps, classes, logits = evaluation.saliency_maps(
         model, images, None, clamp_negative=True, pct=98.0, crf_params=None, crf_workers=None, dtype=None,
         channels_last=False,
     )
     with torch.no_grad():
-        inputs = common.normalize_batch(images)
+        inputs = recipe_data.normalize_batch(images)
         features = model.forward_features(inputs).double()
         expected_logits = model(inputs)
     weight = model.fc.weight.detach().double()
@@ -475,7 +480,7 @@ def test_saliency_maps_against_float64_pipeline() -> None:
         np.testing.assert_allclose(maps[n].numpy(), expected, rtol=0, atol=1e-4)
 
     # The autocast path (bf16 forward pass, float32 maps) stays close to the float32 one.
-    half, half_classes, _ = common.saliency_maps(
+    half, half_classes, _ = evaluation.saliency_maps(
         model, images, classes, clamp_negative=True, pct=98.0, crf_params=None, crf_workers=None,
         dtype=torch.bfloat16, channels_last=True,
     )

@@ -31,20 +31,17 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from camfix.cli_support import InputError
 from camfix.metrics import PeakIoU
-from common import (
-    DistributedContext,
-    InputError,
+
+from command_line import run_main
+from data import ground_truth_paths, read_image_list, read_mask
+from distributed import DistributedContext, distributed, setup_logging
+from evaluation import (
     add_evaluation_arguments,
     check_evaluation_arguments,
     evaluation_batches,
-    ground_truth_paths,
-    distributed,
     load_evaluation_model,
-    read_image_list,
-    read_mask,
-    run_main,
-    setup_logging,
     to_image_size,
     write_json,
     write_png,

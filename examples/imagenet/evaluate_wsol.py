@@ -31,21 +31,18 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from camfix.boxes import resize_boxes
-from camfix.cli_support import check_number
+from camfix.cli_support import InputError, check_number
 from camfix.metrics import DEFAULT_INTERVAL, MIN_INTERVAL, MODES, BoxAccuracy, cam_thresholds
 from camfix.metrics.localization import check_iou_thresholds
 from camfix.metrics.metadata import WSOLMetadata, read_metadata
-from common import (
-    DistributedContext,
-    InputError,
+
+from command_line import run_main
+from distributed import DistributedContext, cpus_per_rank, distributed, setup_logging
+from evaluation import (
     add_evaluation_arguments,
     check_evaluation_arguments,
-    cpus_per_rank,
     evaluation_batches,
-    distributed,
     load_evaluation_model,
-    run_main,
-    setup_logging,
     write_json,
 )
 

@@ -28,22 +28,18 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
-from camfix.cli_support import check_int, check_number
+from camfix.cli_support import InputError, check_int, check_number
 from camfix.metrics import IGNORE_INDEX, MeanIoU
 from camfix.thresholds import DEFAULT_THETA_LOC
-from common import (
-    DistributedContext,
-    InputError,
+
+from command_line import run_main
+from data import ground_truth_paths, read_image_list, read_label_map
+from distributed import DistributedContext, distributed, setup_logging
+from evaluation import (
     add_evaluation_arguments,
     check_evaluation_arguments,
     evaluation_batches,
-    ground_truth_paths,
-    distributed,
     load_evaluation_model,
-    read_image_list,
-    read_label_map,
-    run_main,
-    setup_logging,
     to_image_size,
     write_json,
     write_png,

@@ -46,32 +46,22 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from camfix.cli_support import add_debug_option, check_int, check_number
+from camfix.cli_support import InputError, add_debug_option, check_int, check_number
 from camfix.models import load_torchvision_resnet
 
-from common import (
+from checkpoints import (
     ARCHITECTURES,
     POOLINGS,
-    RESIZE_MODES,
-    DistributedContext,
-    EpochSampler,
-    InputError,
-    TrainImages,
-    amp_dtype,
     build_model,
-    check_output_folder,
     check_state_dict_fits,
-    image_folder_samples,
-    distributed,
     load_checkpoint,
     model_fields,
     model_state_dict,
-    normalize_batch,
-    read_image_list,
-    run_main,
     save_atomic,
-    setup_logging,
 )
+from command_line import check_output_folder, run_main
+from data import RESIZE_MODES, EpochSampler, TrainImages, image_folder_samples, normalize_batch, read_image_list
+from distributed import DistributedContext, amp_dtype, distributed, setup_logging
 
 logger = logging.getLogger("camfix.imagenet.train")
 
