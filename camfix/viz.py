@@ -177,8 +177,12 @@ def colorize(saliency: ImageLike, colormap: Union[str, int] = "jet") -> np.ndarr
     Returns:
         ``(H, W, 3)`` uint8 RGB.
     """
-    levels = _saliency_levels(saliency)
-    return cv2.cvtColor(cv2.applyColorMap(levels, _colormap_code(colormap)), cv2.COLOR_BGR2RGB)
+    return _colored(_saliency_levels(saliency), _colormap_code(colormap))
+
+
+def _colored(levels: np.ndarray, code: int) -> np.ndarray:
+    """uint8 levels ``(H, W)`` through the OpenCV colormap ``code``: ``(H, W, 3)`` uint8 RGB."""
+    return cv2.cvtColor(cv2.applyColorMap(levels, code), cv2.COLOR_BGR2RGB)
 
 
 def overlay(
@@ -197,9 +201,12 @@ def overlay(
     """
     rgb = to_rgb_uint8(image)
     levels = _saliency_levels(saliency, rgb.shape[:2])
-    alpha = check_number("alpha", alpha, 0.0, 1.0)
-    colored = cv2.cvtColor(cv2.applyColorMap(levels, _colormap_code(colormap)), cv2.COLOR_BGR2RGB)
-    blended = alpha * colored.astype(np.float64) + (1.0 - alpha) * rgb.astype(np.float64)
+    return _blend(rgb, levels, check_number("alpha", alpha, 0.0, 1.0), _colormap_code(colormap))
+
+
+def _blend(rgb: np.ndarray, levels: np.ndarray, alpha: float, code: int) -> np.ndarray:
+    """:func:`overlay` of a checked uint8 RGB image ``(H, W, 3)`` and uint8 levels ``(H, W)``."""
+    blended = alpha * _colored(levels, code).astype(np.float64) + (1.0 - alpha) * rgb.astype(np.float64)
     return np.rint(blended).astype(np.uint8)
 
 
@@ -234,13 +241,20 @@ def draw_boxes(
         A new ``(H, W, 3)`` uint8 RGB array.
     """
     canvas = to_rgb_uint8(image).copy()
-    box_array = _check_boxes(
-        "boxes", boxes, kinds=(Tensor, np.ndarray, list), allow_no_box=True, allow_one_box=True
-    )
-    color = _check_color("color", color)
-    thickness = check_int("thickness", thickness, 1)
+    box_array = _check_drawn_boxes("boxes", boxes)
+    _outline(canvas, box_array, _check_color("color", color), check_int("thickness", thickness, 1))
+    return canvas
+
+
+def _check_drawn_boxes(name: str, boxes: BoxesLike) -> np.ndarray:
+    """Boxes as :func:`draw_boxes` takes them, checked: ``(M, 4)`` int64, :data:`~camfix.boxes.NO_BOX` rows kept."""
+    return _check_boxes(name, boxes, kinds=(Tensor, np.ndarray, list), allow_no_box=True, allow_one_box=True)
+
+
+def _outline(canvas: np.ndarray, boxes: np.ndarray, color: Color, thickness: int) -> None:
+    """Draw the outlines of checked int64 ``boxes`` ``(M, 4)`` on the uint8 RGB ``canvas`` ``(H, W, 3)``, in place."""
     height, width = canvas.shape[:2]
-    for x0, y0, x1, y1 in box_array.tolist():  # Python ints: x1 - thickness cannot overflow
+    for x0, y0, x1, y1 in boxes.tolist():  # Python ints: x1 - thickness cannot overflow
         if (x0, y0, x1, y1) == NO_BOX:
             continue
         # Four bands of the outline, each clipped to the image by slicing; OpenCV's rectangle would centre thick
@@ -254,7 +268,6 @@ def draw_boxes(
         for top, bottom, left, right in bands:
             top, left = min(top, height), min(left, width)  # start beyond the image: an empty slice
             canvas[top : min(bottom, height - 1) + 1, left : min(right, width - 1) + 1] = color
-    return canvas
 
 
 def draw_localization(
@@ -281,16 +294,20 @@ def draw_localization(
     Returns:
         ``(H, W, 3)`` uint8 RGB.
     """
-    # Every argument is checked even where it is unused (no saliency, no boxes), so that a bad one never passes
-    # silently in one call and fails in the next.
-    check_number("alpha", alpha, 0.0, 1.0)
-    _colormap_code(colormap)
-    check_int("thickness", thickness, 1)
-    picture = to_rgb_uint8(image) if saliency is None else overlay(image, saliency, alpha, colormap)
-    if ground_truth is not None:
-        picture = draw_boxes(picture, ground_truth, GROUND_TRUTH_COLOR, thickness)
-    if predicted is not None:
-        picture = draw_boxes(picture, predicted, PREDICTED_COLOR, thickness)
+    # Every argument is checked, once, even where it is unused (no saliency, no boxes), so that a bad one never
+    # passes silently in one call and fails in the next.
+    alpha = check_number("alpha", alpha, 0.0, 1.0)
+    code = _colormap_code(colormap)
+    thickness = check_int("thickness", thickness, 1)
+    rgb = to_rgb_uint8(image)
+    levels = None if saliency is None else _saliency_levels(saliency, rgb.shape[:2])
+    truth = None if ground_truth is None else _check_drawn_boxes("ground_truth", ground_truth)
+    boxes = None if predicted is None else _check_drawn_boxes("predicted", predicted)
+    picture = rgb.copy() if levels is None else _blend(rgb, levels, alpha, code)
+    if truth is not None:
+        _outline(picture, truth, GROUND_TRUTH_COLOR, thickness)
+    if boxes is not None:
+        _outline(picture, boxes, PREDICTED_COLOR, thickness)
     return picture
 
 

@@ -171,7 +171,7 @@ def test_box_accuracy_checks_the_classes_before_the_sweep(monkeypatch: pytest.Mo
     def sweep_must_not_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("the sweep ran before the classes were checked")
 
-    monkeypatch.setattr(localization, "box_iou_curves", sweep_must_not_run)
+    monkeypatch.setattr(localization, "_box_iou_curves", sweep_must_not_run)
     metric = BoxAccuracy()
     maps, boxes = torch.rand(2, 8, 8), torch.tensor([[0, 0, 3, 3], [1, 1, 4, 4]])
     for pred, target, message in [

@@ -185,7 +185,22 @@ def box_iou_curves(
     gt_boxes = _check_boxes_per_image("boxes", boxes, batch, (height, width))
     if not (check_bool("single", single) | check_bool("multi", multi)):
         raise ValueError("at least one of single and multi must be True")
-    workers = usable_cpus() if workers is None else check_int("workers", workers, 1)
+    workers = None if workers is None else check_int("workers", workers, 1)
+    return _box_iou_curves(maps, gt_boxes, thresholds, reference, single, multi, workers)
+
+
+def _box_iou_curves(
+    maps: Tensor,
+    gt_boxes: Sequence[np.ndarray],
+    thresholds: np.ndarray,
+    reference: bool,
+    single: bool,
+    multi: bool,
+    workers: Optional[int],
+) -> BoxIoUCurves:
+    """:func:`box_iou_curves` of checked arguments; the map values are checked here, where the sweep reads them."""
+    batch = maps.shape[0]
+    workers = usable_cpus() if workers is None else workers
     library = _native.load()
     if library is None or not (reference or len(thresholds) <= _native.MAX_LEVELS):
         library = None
@@ -458,12 +473,14 @@ class BoxAccuracy(_Accumulator):
             TypeError, ValueError: an argument has the wrong type, dtype, shape or values, or only one of
                 ``pred_classes`` and ``target_classes`` is given.
         """
-        # The classes are checked before the sweep, which is the expensive part.
-        batch = check_maps("maps", maps, values=False).shape[0]
+        # Every argument is checked before the sweep, the expensive part; the sweep checks the map values as it
+        # reads them.
+        maps = check_maps("maps", maps, values=False)
+        batch, height, width = maps.shape
         right_class = _check_class_pair(pred_classes, target_classes, batch)
-        curves = box_iou_curves(
-            maps, boxes, self.thresholds, mode=self.mode, multi=self.multi_contour, workers=self.workers
-        )
+        gt_boxes = _check_boxes_per_image("boxes", boxes, batch, (height, width))
+        reference = self.mode == "reference"
+        curves = _box_iou_curves(maps, gt_boxes, self.thresholds, reference, True, self.multi_contour, self.workers)
         single_hits = curves.single.numpy()[None] >= self._deltas  # (I, N, T)
         self.correct_single += torch.from_numpy(single_hits.sum(axis=1))
         if curves.multi is not None:
