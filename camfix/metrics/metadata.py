@@ -25,7 +25,7 @@ from typing import Dict, List, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from .._validation import check_size
+from .._validation import check_size, describe
 from ..boxes import _invalid_box_rows
 from ..cli_support import read_text_lines
 
@@ -107,7 +107,7 @@ def read_metadata(folder: PathLike) -> WSOLMetadata:
             the file and line.
     """
     if not isinstance(folder, (str, os.PathLike)):
-        raise TypeError(f"folder must be a path (str or os.PathLike), got {type(folder).__name__} {folder!r}")
+        raise TypeError(f"folder must be a path (str or os.PathLike), got {describe(folder)}")
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(
@@ -226,13 +226,13 @@ def load_mask(
         FileNotFoundError: a mask file is missing.
     """
     if not isinstance(mask_root, (str, os.PathLike)):
-        raise TypeError(f"mask_root must be a path (str or os.PathLike), got {type(mask_root).__name__} {mask_root!r}")
+        raise TypeError(f"mask_root must be a path (str or os.PathLike), got {describe(mask_root)}")
     if not isinstance(mask_paths, (tuple, list)) or not all(isinstance(path, str) for path in mask_paths):
         raise TypeError(f"mask_paths must be a tuple of str (relative mask paths), got {mask_paths!r}")
     if not mask_paths:
         raise ValueError("mask_paths must name at least one mask file (an image's instance masks), got none")
     if not isinstance(ignore_path, str):
-        raise TypeError(f"ignore_path must be a str (\"\" for none), got {type(ignore_path).__name__} {ignore_path!r}")
+        raise TypeError(f"ignore_path must be a str (\"\" for none), got {describe(ignore_path)}")
     size = check_size("size", size)
     root = Path(mask_root)
     foreground = np.zeros(size, dtype=bool)
