@@ -9,6 +9,8 @@ way, so its metadata boxes are used as they are.
 - :func:`mask_to_box`: the box of the largest 8-connected region of each mask.
 - :func:`box_iou`: the IoU of every pair of boxes, counted in pixels.
 - :func:`resize_boxes`: boxes of an image scaled to a map of another size, by the reference evaluator's rule.
+- :func:`check_boxes`: the one check of a box argument, which every box-taking function of camfix runs (so a bad
+  box gets the same message everywhere); scripts can run it on boxes they read.
 
 The same names are available as ``camfix.NO_BOX``, ``camfix.mask_to_box``, ``camfix.metrics.box_iou`` and
 ``camfix.metrics.resize_boxes``.
@@ -33,7 +35,7 @@ from ._validation import (
     unbatch,
 )
 
-__all__ = ["NO_BOX", "mask_to_box", "box_iou", "resize_boxes"]
+__all__ = ["NO_BOX", "mask_to_box", "box_iou", "resize_boxes", "check_boxes"]
 
 #: The box of an empty mask: it covers no pixel, so its IoU with any box, itself included, is 0.
 NO_BOX = (-1, -1, -1, -1)
@@ -126,8 +128,8 @@ def box_iou(boxes_a: Tensor, boxes_b: Tensor) -> Tensor:
         >>> box_iou(torch.tensor([[0, 0, 9, 9]]), torch.tensor([[0, 0, 9, 9], [5, 0, 14, 9], [-1, -1, -1, -1]]))
         tensor([[1.0000, 0.3333, 0.0000]], dtype=torch.float64)
     """
-    array_a = _check_boxes("boxes_a", boxes_a, allow_no_box=True)
-    array_b = _check_boxes("boxes_b", boxes_b, allow_no_box=True)
+    array_a = check_boxes("boxes_a", boxes_a, allow_no_box=True)
+    array_b = check_boxes("boxes_b", boxes_b, allow_no_box=True)
     ious = _box_iou_matrix(array_a, array_b)
     # The sentinel would count as the 1-pixel box at (-1, -1): it has no pixel, so no overlap.
     ious[_no_box_rows(array_a)] = 0.0
@@ -182,7 +184,7 @@ def resize_boxes(boxes: np.ndarray, image_size: Tuple[int, int], map_size: Tuple
     """
     width, height = check_size("image_size", image_size, order="(width, height)")
     new_width, new_height = check_size("map_size", map_size, order="(width, height)")
-    array = _check_boxes("boxes", boxes, kinds=(np.ndarray,), size=(height, width), allow_no_box=True)
+    array = check_boxes("boxes", boxes, kinds=(np.ndarray,), size=(height, width), allow_no_box=True)
     scale = np.array([new_width, new_height, new_width, new_height], dtype=np.float64)
     size = np.array([width, height, width, height], dtype=np.float64)
     scaled = np.trunc(array.astype(np.float64) * scale / size).astype(np.int64)
@@ -190,10 +192,10 @@ def resize_boxes(boxes: np.ndarray, image_size: Tuple[int, int], map_size: Tuple
     return scaled
 
 
-# --------------------------------------------------------------------------------------------------- the checks
+# ------------------------------------------------------------------------------------------------- the check
 
 
-def _check_boxes(
+def check_boxes(
     name: str,
     boxes: object,
     *,
@@ -202,22 +204,36 @@ def _check_boxes(
     allow_no_box: bool = False,
     allow_one_box: bool = False,
 ) -> np.ndarray:
-    """The one check of boxes given to camfix: ``(M, 4)`` integer ``(x0, y0, x1, y1)`` with ``0 <= x0 <= x1`` and
-    ``0 <= y0 <= y1``; returned as a contiguous int64 numpy array ``(M, 4)`` (``M = 0`` allowed).
+    """The one check of a box argument: ``(M, 4)`` integer ``(x0, y0, x1, y1)`` with ``0 <= x0 <= x1`` and
+    ``0 <= y0 <= y1`` (inclusive pixel indices), optionally inside an image.
 
     Args:
         name: the argument's name, for the messages (a row is named ``name[i]``).
-        boxes: the boxes.
-        kinds: the kinds of object accepted, among ``Tensor`` (integer dtype, any device), ``np.ndarray``
-            (integer dtype) and ``list`` (nested lists or tuples of ints, read with ``numpy.asarray``).
-        size: ``(H, W)`` of the image the boxes must lie inside (``x1 < W``, ``y1 < H``); ``None``: no bound.
-        allow_no_box: :data:`NO_BOX` rows pass (they are never inside an image, but mean "no box").
-        allow_one_box: a single box ``(4,)`` passes, returned as ``(1, 4)``.
+        boxes: the boxes, ``(M, 4)`` (``M = 0`` allowed), or one box ``(4,)`` with ``allow_one_box``.
+        kinds: the kinds of object accepted, among ``torch.Tensor`` (integer dtype, any device), ``np.ndarray``
+            (integer dtype) and ``list`` (nested lists or tuples of ints, read with ``numpy.asarray``); default
+            tensors only.
+        size: ``(H, W)`` of the image the boxes must lie inside (``x1 < W``, ``y1 < H``); default ``None``: no
+            upper bound.
+        allow_no_box: :data:`NO_BOX` rows pass (they lie in no image, but mean "no box"); default ``False``.
+        allow_one_box: a single box ``(4,)`` passes, returned as ``(1, 4)``; default ``False``.
+
+    Returns:
+        The boxes as a contiguous int64 numpy array ``(M, 4)``.
 
     Raises:
         TypeError: ``boxes`` is of another kind, or does not hold integers (bool and floats are refused; a uint64
             value beyond int64 reads as int64's maximum, which no image reaches).
         ValueError: another shape, or a row that is not a box as above (the message names the first).
+
+    Example:
+        >>> import numpy as np
+        >>> from camfix.boxes import check_boxes
+        >>> check_boxes("boxes", [[0, 0, 9, 9]], kinds=(list,), size=(10, 10))
+        array([[0, 0, 9, 9]])
+        >>> check_boxes("boxes", [[0, 0, 10, 9]], kinds=(list,), size=(10, 10))
+        Traceback (most recent call last):
+        ValueError: boxes[0] is [0, 0, 10, 9]: a box must be (x0, y0, x1, y1) with 0 <= x0 <= x1 <= 9 and ...
     """
     shape_hint = "(4,) or (M, 4)" if allow_one_box else "(M, 4)"
     ranks = (1, 2) if allow_one_box else (2,)
@@ -286,7 +302,7 @@ def _check_boxes_per_image(name: str, boxes: object, batch: int, size: Tuple[int
 
     Accepts an int tensor ``(N, 4)`` (one box per image) or ``(N, M, 4)``, or a sequence of ``N`` int tensors
     ``(M_i, 4)`` (:data:`BoxBatch`). Every image needs at least one box, each inside the image
-    (:func:`_check_boxes`; :data:`NO_BOX` is not a ground truth).
+    (:func:`check_boxes`; :data:`NO_BOX` is not a ground truth).
     """
     if isinstance(boxes, Tensor):
         check_tensor(name, boxes, (2, 3), shape_hint="(N, 4) or (N, M, 4)", floating=False, allow_empty=True)
@@ -302,11 +318,11 @@ def _check_boxes_per_image(name: str, boxes: object, batch: int, size: Tuple[int
         raise ValueError(f"{name} must have one entry per map ({batch}), got {len(per_image)}")
     if isinstance(boxes, Tensor) and boxes.dim() == 2:
         # One box per image: one check of them all, whose messages name the image by the row.
-        return list(_check_boxes(name, boxes, size=size)[:, None])
+        return list(check_boxes(name, boxes, size=size)[:, None])
     result = []
     for index, image_boxes in enumerate(per_image):
         label = f"{name}[{index}]"
-        array = _check_boxes(label, image_boxes, size=size)
+        array = check_boxes(label, image_boxes, size=size)
         if len(array) == 0:
             raise ValueError(
                 f"{label} must have shape (M, 4) with M >= 1 (every image needs a ground-truth box), got (0, 4)"
@@ -318,7 +334,7 @@ def _check_boxes_per_image(name: str, boxes: object, batch: int, size: Tuple[int
 def _invalid_box_rows(
     boxes: np.ndarray, size: Optional[Tuple[object, object]] = None, allow_no_box: bool = False
 ) -> np.ndarray:
-    """``(M,)`` bool: which rows of int64 ``boxes`` ``(M, 4)`` are not boxes, the rule of :func:`_check_boxes`.
+    """``(M,)`` bool: which rows of int64 ``boxes`` ``(M, 4)`` are not boxes, the rule of :func:`check_boxes`.
 
     ``size = (H, W)`` bounds the boxes; each of ``H`` and ``W`` may be an ``(M,)`` array, one image size per row.
     ``allow_no_box`` accepts :data:`NO_BOX` rows.

@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 from ._validation import check_finite, check_in_range, check_int, check_number, describe
-from .boxes import NO_BOX, BoxesLike, _check_boxes
+from .boxes import NO_BOX, BoxesLike, check_boxes
 from .cli_support import atomic_write, check_output_path
 
 __all__ = [
@@ -248,7 +248,7 @@ def draw_boxes(
 
 def _check_drawn_boxes(name: str, boxes: BoxesLike) -> np.ndarray:
     """Boxes as :func:`draw_boxes` takes them, checked: ``(M, 4)`` int64, :data:`~camfix.boxes.NO_BOX` rows kept."""
-    return _check_boxes(name, boxes, kinds=(Tensor, np.ndarray, list), allow_no_box=True, allow_one_box=True)
+    return check_boxes(name, boxes, kinds=(Tensor, np.ndarray, list), allow_no_box=True, allow_one_box=True)
 
 
 def _outline(canvas: np.ndarray, boxes: np.ndarray, color: Color, thickness: int) -> None:

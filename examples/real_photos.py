@@ -57,7 +57,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 import camfix
-from camfix.boxes import box_iou, resize_boxes
+from camfix.boxes import box_iou, check_boxes, resize_boxes
 from camfix.cli_support import (
     InputError,
     add_debug_option,
@@ -149,13 +149,10 @@ def read_annotations(path: Path) -> Dict[str, AnnotatedPhoto]:
             raise InputError(f"{where}: unknown photo {photo.photo!r}, expected one of {sorted(PHOTO_LOADERS)}")
         if not photo.objects:
             raise InputError(f"{where}: photo {photo.photo!r} has no annotated object")
+        photo_size = (photo.height, photo.width)
         for item in photo.objects:
-            x0, y0, x1, y1 = item.box if len(item.box) == 4 else (-1, -1, -1, -1)
-            if not (0 <= x0 <= x1 < photo.width and 0 <= y0 <= y1 < photo.height):
-                raise InputError(
-                    f"{where}: the box of {photo.photo}/{item.name} must be 4 ints (x0, y0, x1, y1) with "
-                    f"0 <= x0 <= x1 < {photo.width} and 0 <= y0 <= y1 < {photo.height}, got {list(item.box)}"
-                )
+            # One row per object: an empty or short box fails the shape check, not only a box outside the photo.
+            check_boxes(f"{where}: {photo.photo}/{item.name}: box", [item.box], kinds=(list,), size=photo_size)
             if not all(0 <= c < 1000 for c in item.imagenet_classes):
                 raise InputError(f"{where}: {photo.photo}/{item.name} has a class outside [0, 1000)")
     return photos

@@ -18,7 +18,7 @@ from references import Box, largest_component_boxes, reference_box
 
 import camfix
 from camfix import metrics, viz
-from camfix.boxes import NO_BOX, _check_boxes, _check_boxes_per_image, box_iou, mask_to_box, resize_boxes
+from camfix.boxes import NO_BOX, _check_boxes_per_image, box_iou, check_boxes, mask_to_box, resize_boxes
 
 masks = st.tuples(st.integers(1, 3), st.integers(1, 12), st.integers(1, 12)).flatmap(
     lambda shape: arrays(np.bool_, shape)
@@ -32,7 +32,7 @@ def test_the_old_public_names_are_the_same_objects() -> None:
     assert camfix.NO_BOX is NO_BOX == (-1, -1, -1, -1)
     assert camfix.mask_to_box is mask_to_box
     assert metrics.box_iou is box_iou and metrics.resize_boxes is resize_boxes
-    assert camfix.boxes.__all__ == ["NO_BOX", "mask_to_box", "box_iou", "resize_boxes"]
+    assert camfix.boxes.__all__ == ["NO_BOX", "mask_to_box", "box_iou", "resize_boxes", "check_boxes"]
 
 
 # ------------------------------------------------------------------------------------------------ mask_to_box
@@ -260,16 +260,16 @@ def test_resize_boxes_accepts_numpy_sizes_and_no_boxes() -> None:
 def test_check_boxes_accepts_the_kinds_asked_for() -> None:
     expected = np.array([[1, 2, 3, 4]], dtype=np.int64)
     for value in (torch.tensor([[1, 2, 3, 4]], dtype=torch.int32), np.array([[1, 2, 3, 4]], np.uint8), [[1, 2, 3, 4]]):
-        array = _check_boxes("b", value, kinds=(torch.Tensor, np.ndarray, list))
+        array = check_boxes("b", value, kinds=(torch.Tensor, np.ndarray, list))
         assert array.dtype == np.int64 and array.flags["C_CONTIGUOUS"] and np.array_equal(array, expected)
-    assert np.array_equal(_check_boxes("b", (1, 2, 3, 4), kinds=(list,), allow_one_box=True), expected)
-    assert _check_boxes("b", [], kinds=(list,)).shape == (0, 4)
+    assert np.array_equal(check_boxes("b", (1, 2, 3, 4), kinds=(list,), allow_one_box=True), expected)
+    assert check_boxes("b", [], kinds=(list,)).shape == (0, 4)
     with pytest.raises(TypeError, match=r"^b must be a torch.Tensor of integer boxes \(x0, y0, x1, y1\) of shape"):
-        _check_boxes("b", [[1, 2, 3, 4]])
+        check_boxes("b", [[1, 2, 3, 4]])
     with pytest.raises(TypeError, match=r"^b must be a numpy array or a list of integer boxes"):
-        _check_boxes("b", torch.tensor([[1, 2, 3, 4]]), kinds=(np.ndarray, list))
+        check_boxes("b", torch.tensor([[1, 2, 3, 4]]), kinds=(np.ndarray, list))
     with pytest.raises(ValueError, match=r"^b must have shape \(M, 4\) \(2 dims\), got 1 dims"):
-        _check_boxes("b", np.array([1, 2, 3, 4]), kinds=(np.ndarray,))
+        check_boxes("b", np.array([1, 2, 3, 4]), kinds=(np.ndarray,))
 
 
 @pytest.mark.parametrize(
@@ -290,18 +290,18 @@ def test_check_boxes_accepts_the_kinds_asked_for() -> None:
 def test_check_boxes_rule(box: Box, size: object, allow_no_box: bool, bad: bool) -> None:
     tensor = torch.tensor([[0, 0, 0, 0], box])
     if not bad:
-        assert _check_boxes("b", tensor, size=size, allow_no_box=allow_no_box).tolist() == [[0, 0, 0, 0], list(box)]
+        assert check_boxes("b", tensor, size=size, allow_no_box=allow_no_box).tolist() == [[0, 0, 0, 0], list(box)]
         return
     expected = rf"^b\[1\] is \[{', '.join(map(str, box))}\]: a box must be \(x0, y0, x1, y1\)"
     with pytest.raises(ValueError, match=expected) as raised:
-        _check_boxes("b", tensor, size=size, allow_no_box=allow_no_box)
+        check_boxes("b", tensor, size=size, allow_no_box=allow_no_box)
     assert ("or the no-box sentinel" in str(raised.value)) == allow_no_box
     assert ("inside the image of width 4 and height 5" in str(raised.value)) == (size is not None)
 
 
 def test_check_boxes_of_uint64_beyond_int64_reads_int64_max() -> None:
     boxes = np.array([[2, 1, 2**64 - 1, 2**64 - 1]], dtype=np.uint64)
-    assert _check_boxes("b", boxes, kinds=(np.ndarray,)).tolist() == [[2, 1, 2**63 - 1, 2**63 - 1]]
+    assert check_boxes("b", boxes, kinds=(np.ndarray,)).tolist() == [[2, 1, 2**63 - 1, 2**63 - 1]]
 
 
 def test_check_boxes_per_image_names_the_image() -> None:

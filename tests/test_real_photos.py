@@ -109,7 +109,11 @@ def test_bad_boxes_file_is_refused(tmp_path: Path) -> None:
     document["photos"][0]["objects"][0]["box"] = [0, 0, 10_000, 10]
     path = tmp_path / "boxes.json"
     path.write_text(json.dumps(document))
-    with pytest.raises(real_photos.InputError, match="the box of chelsea/.* must be 4 ints"):
+    with pytest.raises(ValueError, match=r"chelsea/.*: box\[0\] is \[0, 0, 10000, 10\]: a box must be \(x0, y0"):
+        real_photos.read_annotations(path)
+    document["photos"][0]["objects"][0]["box"] = [0, 0, 10]
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=r"chelsea/.*: box must have shape \(M, 4\) .*, got shape \(1, 3\)"):
         real_photos.read_annotations(path)
 
 
