@@ -25,6 +25,7 @@ from .localization import (
     BoxIoUCurves,
     box_accuracy,
     box_iou_curves,
+    check_iou_thresholds,
     max_box_acc,
     max_box_acc_v2,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "box_accuracy",
     "box_iou",
     "box_iou_curves",
+    "check_iou_thresholds",
     "cam_thresholds",
     "load_mask",
     "max_box_acc",

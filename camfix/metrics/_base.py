@@ -123,10 +123,6 @@ class _Accumulator:
         return ""
 
 
-# masks.py and segmentation.py still import the base by its old name; they switch to _Accumulator when their
-# engineers next touch them, and this alias goes.
-Metric = _Accumulator
-
 
 def _setting_difference(mine: object, theirs: object) -> Optional[str]:
     """How ``theirs`` differs from ``mine`` in words, or ``None`` when they are equal."""

@@ -46,6 +46,7 @@ __all__ = [
     "DEFAULT_IOU_THRESHOLDS",
     "BoxIoUCurves",
     "box_iou_curves",
+    "check_iou_thresholds",
     "BoxAccuracy",
     "BoxAccuracyResult",
     "box_accuracy",
@@ -268,7 +269,19 @@ def _opencv_curves(
 
 
 def check_iou_thresholds(iou_thresholds: object, name: str = "iou_thresholds") -> Tuple[int, ...]:
-    """Distinct int IoU thresholds in percent, ``(0, 100]``, including 50; ``name`` is quoted in errors."""
+    """Check the IoU thresholds of MaxBoxAccV2 (a script's option goes through the same rule as the accumulator).
+
+    Args:
+        iou_thresholds: a non-empty list or tuple of distinct ints in ``(0, 100]`` (percent), including 50.
+        name: how error messages name the value, e.g. ``"--iou-thresholds"``.
+
+    Returns:
+        The thresholds as a tuple, in the order given.
+
+    Raises:
+        TypeError: not a non-empty list or tuple.
+        ValueError: a value is not an int in ``(0, 100]``, 50 is missing, or a value repeats.
+    """
     if not isinstance(iou_thresholds, (list, tuple)) or not iou_thresholds:
         raise TypeError(f"{name} must be a non-empty tuple of ints, got {iou_thresholds!r}")
     if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 100 for v in iou_thresholds):

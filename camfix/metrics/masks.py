@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from . import _native
-from ._base import Metric
+from ._base import _Accumulator
 from ._common import check_binary, check_map_values, check_maps, check_mode, check_thresholds
 
 __all__ = [
@@ -142,7 +142,7 @@ class PeakIoUResult:
         }
 
 
-class PeakIoU(Metric):
+class PeakIoU(_Accumulator):
     """Accumulates the IoU curve of thresholded maps against masks (LID 2020 Track 3 Peak IoU).
 
     State: foreground/background histograms over the threshold levels (``reduction="dataset"``, int64
@@ -318,7 +318,7 @@ def _average_precision(
     return float(auc * 100), precision, recall
 
 
-class PxAP(Metric):
+class PxAP(_Accumulator):
     """Accumulates pixel average precision (wsolevaluation's mask metric).
 
     State: foreground and background histograms over the threshold bins (int64, ``T + 2`` bins in reference mode,

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from .._validation import check_int, check_integer_tensor
 from . import _native
-from ._base import Metric
+from ._base import _Accumulator
 
 __all__ = ["IGNORE_INDEX", "MeanIoU", "MeanIoUResult", "mean_iou"]
 
@@ -65,7 +65,7 @@ def _check_labels(name: str, value: object, shape: Optional[tuple]) -> Tensor:
     return tensor
 
 
-class MeanIoU(Metric):
+class MeanIoU(_Accumulator):
     """Accumulates the confusion matrix of label maps.
 
     State: an int64 ``(C, C)`` confusion matrix, rows ground truth, columns prediction.

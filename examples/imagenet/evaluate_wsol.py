@@ -33,7 +33,7 @@ import torch
 from camfix.boxes import resize_boxes
 from camfix.cli_support import InputError, check_number
 from camfix.metrics import DEFAULT_INTERVAL, MIN_INTERVAL, MODES, BoxAccuracy, cam_thresholds
-from camfix.metrics.localization import check_iou_thresholds
+from camfix.metrics import check_iou_thresholds
 from camfix.metrics.metadata import WSOLMetadata, read_metadata
 
 from command_line import run_main
