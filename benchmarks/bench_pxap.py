@@ -25,7 +25,7 @@ import gc
 import os
 import tracemalloc
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, Tuple
+from typing import Callable, Dict, Iterator, Tuple, Union
 
 import numpy as np
 import torch
@@ -92,7 +92,7 @@ def main() -> None:
           f"{'yes' if _native.load() is not None else 'NO (pure NumPy path)'}; camfix batches of {args.batch}; "
           f"{args.repeats} turns, medians; load average {os.getloadavg()[0]:.2f}")
 
-    def updates(metric: metrics.Metric, pure: bool = False) -> Side:
+    def updates(metric: Union[metrics.PxAP, metrics.PeakIoU], pure: bool = False) -> Side:
         def run() -> object:
             metric.reset()
             for start in range(0, args.maps, args.batch):

@@ -79,8 +79,8 @@ def _level_histograms(
     A pixel's level is the number of ``edges`` below its value, strictly (``edge < value``) or not; ``edges`` are
     compared with the values as float64, so a value on an edge falls exactly where the comparison puts it. Raises
     the error that names a map value outside ``[0, 1]`` (checked in the same pass by the compiled kernel). One
-    thread: at about 3 ns per pixel the pass is cheap next to reading the maps from disk, and splitting a batch of
-    100 maps over two threads measured no faster on the 2-core development machine, for 13% more CPU time.
+    thread: at 3-4 ns per pixel the pass is cheap next to reading the maps from disk, and splitting a batch of 100
+    maps over two threads was no faster on the 2-core development machine, for more CPU time.
     """
     library = _native.load()
     if library is not None:
