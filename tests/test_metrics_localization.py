@@ -96,22 +96,11 @@ def random_map(rng: np.random.Generator, kind: str, height: int, width: int) -> 
     return smooth / smooth.max() if smooth.max() > 0 else smooth
 
 
-@pytest.fixture(params=["native", "opencv"])
-def path(request, monkeypatch):
-    """Run a test with the compiled sweep and with the per-threshold OpenCV fallback."""
-    if request.param == "native":
-        if _native.load() is None:
-            pytest.skip("no C compiler: the native sweep is unavailable")
-    else:
-        monkeypatch.setattr(_native, "load", lambda: None)
-    return request.param
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Hand-computed cases
 
 
-def test_four_by_four_by_hand(path) -> None:
+def test_four_by_four_by_hand(metric_path) -> None:
     # x:   0    1    2    3
     score = np.array(
         [
@@ -145,7 +134,7 @@ def test_four_by_four_by_hand(path) -> None:
     assert box_iou_curves(zeros, torch.tensor([[0, 0, 1, 0]]), [0.5]).single.tolist() == [[1 / 2]]
 
 
-def test_a_hole_gives_a_box_in_reference_multi_mode(path) -> None:
+def test_a_hole_gives_a_box_in_reference_multi_mode(metric_path) -> None:
     # An 8x8 square with a 2x2 hole at x, y in 3..4. OpenCV traces the outer contour, box (0, 0, min(8, 7), 7),
     # and the hole contour through the pixels around the hole, x, y in 2..5: boundingRect (2, 2, 4, 4) gives the
     # box (2, 2, 6, 6) -- exactly the ground truth here.
@@ -159,7 +148,7 @@ def test_a_hole_gives_a_box_in_reference_multi_mode(path) -> None:
     assert continuous.multi.tolist() == [[25 / 64]]  # components only: no hole boxes
 
 
-def test_largest_contour_ties_go_to_the_one_opencv_lists_first(path) -> None:
+def test_largest_contour_ties_go_to_the_one_opencv_lists_first(metric_path) -> None:
     # Two 2x2 squares of equal contour area (1.0): OpenCV lists contours bottom-up, so max() keeps the lower one.
     score = np.zeros((7, 7))
     score[0:2, 4:6] = 1.0
@@ -189,7 +178,7 @@ def test_top1_loc_by_hand() -> None:
 
 
 @pytest.mark.parametrize("kind", ["noise", "levels", "rings", "smooth"])
-def test_reference_mode_equals_the_reference_loop(path, kind) -> None:
+def test_reference_mode_equals_the_reference_loop(metric_path, kind) -> None:
     rng = np.random.default_rng(abs(hash(kind)) % 2**32)
     pyrng = random.Random(1)
     thresholds = cam_thresholds(0.01)
@@ -205,7 +194,7 @@ def test_reference_mode_equals_the_reference_loop(path, kind) -> None:
 
 
 @pytest.mark.parametrize("kind", ["noise", "levels", "rings", "smooth"])
-def test_continuous_mode_equals_flood_fill(path, kind) -> None:
+def test_continuous_mode_equals_flood_fill(metric_path, kind) -> None:
     rng = np.random.default_rng(7 + len(kind))
     pyrng = random.Random(2)
     for _ in range(5):
@@ -366,7 +355,7 @@ def test_float32_maps_are_evaluated_in_float64() -> None:
 
 
 @pytest.mark.parametrize("mode", ["reference", "continuous"])
-def test_workers_and_map_dtypes_do_not_change_the_numbers(path, mode) -> None:
+def test_workers_and_map_dtypes_do_not_change_the_numbers(metric_path, mode) -> None:
     # float32 and float16 maps reach the sweep as they are (converted there): same numbers as their float64
     # values; any number of threads (more than maps too) gives the same curves.
     rng = np.random.default_rng(12)
@@ -388,7 +377,7 @@ def test_workers_and_map_dtypes_do_not_change_the_numbers(path, mode) -> None:
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -0.25, 1.0 + 1e-6])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_bad_map_values_are_named_on_both_paths(path, value, dtype) -> None:
+def test_bad_map_values_are_named_on_both_paths(metric_path, value, dtype) -> None:
     # The compiled sweep checks values as it reads them; the error still names the value, in any map of the batch.
     maps = torch.rand(5, 9, 7, dtype=dtype)
     maps[3, 8, 6] = value
