@@ -8,7 +8,9 @@ refined with the default parameters (10 mean-field iterations):
 
 - ``1 worker``: ``refine_saliency_batch(..., workers=1)``, the baseline;
 - ``threads``: ``refine_saliency`` on each image from a thread pool of ``--workers`` threads;
-- ``pool``: ``refine_saliency_batch(..., workers=N)``, processes (fork, pool start-up included).
+- ``pool``: ``refine_saliency_batch(..., workers=N)``, processes (fork, pool start-up included);
+- ``sweep``: ``refine_saliency_sweep(..., SWEEP_POINTS, workers=1)``, the CRF at four operating points with each
+  image's kernels built once, per image and operating point, against one worker's time for one point.
 
 Prints the median milliseconds per image over ``--repeats`` interleaved runs, the speed-up over the baseline, and
 for the pool the cores it actually got (CPU seconds of this process and its workers / wall seconds): other
@@ -29,7 +31,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from camfix.crf import DenseCRFParams, load_pydensecrf, refine_saliency, refine_saliency_batch, usable_cpus
+from camfix.crf import (
+    DenseCRFParams,
+    load_pydensecrf,
+    refine_saliency,
+    refine_saliency_batch,
+    refine_saliency_sweep,
+    usable_cpus,
+)
+
+#: The operating points of the ``sweep`` variant.
+SWEEP_POINTS = (0.2, 0.35, 0.5, 0.65)
 
 
 def synthetic_batch(batch: int, size: int, seed: int = 0) -> Tuple[np.ndarray, torch.Tensor]:
@@ -79,7 +91,8 @@ def main() -> None:
     print(f"usable CPUs {cpus}, workers {workers}, batch {args.batch}, {params.iterations} iterations, "
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"{'size':>6s} {'1 worker ms/img':>16s} {'threads ms/img':>15s} {'speed-up':>9s} "
-          f"{'pool ms/img':>12s} {'speed-up':>9s} {'pool cores used':>16s}")
+          f"{'pool ms/img':>12s} {'speed-up':>9s} {'pool cores used':>16s} {'sweep ms/img/point':>19s} "
+          f"{'of 1 worker':>12s}")
     for size in args.sizes:
         images, saliency = synthetic_batch(args.batch, size)
         reference = refine_saliency_batch(images, saliency, params, workers=1)
@@ -94,18 +107,22 @@ def main() -> None:
             lambda: refine_saliency_batch(images, saliency, params, workers=1),
             threads,
             lambda: refine_saliency_batch(images, saliency, params, workers=workers),
+            lambda: refine_saliency_sweep(images, saliency, SWEEP_POINTS, params, workers=1),
         )
-        # Interleaved, so that the load of other processes on the machine hits the three variants alike.
-        wall: List[List[float]] = [[], [], []]
+        # Interleaved, so that the load of other processes on the machine hits the variants alike.
+        wall: List[List[float]] = [[], [], [], []]
         pool_cores: List[float] = []
         for _ in range(args.repeats):
             for index, variant in enumerate(variants):
                 wall_s, cpu_s = wall_and_cpu_seconds(variant)
                 wall[index].append(wall_s / args.batch)
-            pool_cores.append(cpu_s / wall_s)
-        single_s, thread_s, pool_s = (statistics.median(times) for times in wall)
+                if index == 2:
+                    pool_cores.append(cpu_s / wall_s)
+        single_s, thread_s, pool_s, sweep_s = (statistics.median(times) for times in wall)
+        sweep_s /= len(SWEEP_POINTS)
         print(f"{size:>6d} {single_s * 1e3:>16.1f} {thread_s * 1e3:>15.1f} {single_s / thread_s:>8.2f}x "
-              f"{pool_s * 1e3:>12.1f} {single_s / pool_s:>8.2f}x {statistics.median(pool_cores):>16.2f}")
+              f"{pool_s * 1e3:>12.1f} {single_s / pool_s:>8.2f}x {statistics.median(pool_cores):>16.2f} "
+              f"{sweep_s * 1e3:>19.1f} {sweep_s / single_s:>11.2f}x")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -15,9 +15,16 @@ and ``w_g``, ``w_b`` the Potts weights ``gaussian_compat``, ``bilateral_compat``
 symmetrically, ``k(i, j) / sqrt(n_i n_j)`` with ``n_i = sum_j k(i, j)``, and the sums run over all pixels
 (``j = i`` included) through pydensecrf's permutohedral lattice, which approximates the Gaussian filtering.
 
+A saliency map ``s`` has no second class: :func:`saliency_scores` turns it into the two scores ``P`` (background,
+object), and where they are equal is the CRF's *operating point*, the map value that the unary alone would put
+on the object/background boundary. It is an explicit argument of every saliency function (``threshold``, or
+PSA's ``alpha``) because it, more than any pairwise parameter, decides the result: with the strong default
+appearance kernel the refined map is nearly binary, and its mask is close to the input map thresholded at the
+operating point, pulled onto the image's edges.
+
 The LID 2020 paper runs such a CRF after CAM (Peak IoU 0.5254 -> 0.5461 from the CRF alone, its Table 1) but
-gives no parameters; the defaults here are the ones common in weakly supervised segmentation (see
-:class:`DenseCRFParams`).
+gives neither its parameters nor its unary, and the authors' public code (won-bae/rethinkingCAM) has no CRF; the
+pairwise defaults here are the ones common in weakly supervised segmentation (see :class:`DenseCRFParams`).
 
 pydensecrf is an optional dependency (``pip install "camfix[crf]"``); it is imported only when a function here
 runs, through :func:`load_pydensecrf`.
@@ -31,7 +38,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import repeat
 from types import ModuleType
-from typing import List, Optional, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -53,7 +60,10 @@ __all__ = [
     "dense_crf",
     "refine_saliency",
     "refine_labels",
+    "saliency_scores",
+    "alpha_boundary",
     "refine_saliency_batch",
+    "refine_saliency_sweep",
     "refine_labels_batch",
     "usable_cpus",
 ]
@@ -94,15 +104,16 @@ def load_pydensecrf() -> ModuleType:
 
 @dataclass(frozen=True)
 class DenseCRFParams:
-    """Parameters of the dense CRF; the defaults are the usual ones in weakly supervised segmentation.
+    """Parameters of the dense CRF's pairwise terms and inference; the defaults are the usual ones in WSSS.
 
     The pairwise defaults (Gaussian ``sxy=3, compat=3``; bilateral ``sxy=80, srgb=13, compat=10``) and the 10
     mean-field iterations are those of AffinityNet/PSA's ``crf_inference`` (Ahn & Kwak, CVPR 2018,
     jiwoon-ahn/psa ``tool/imutils.py``), reused by most WSSS code after it, and of pydensecrf's README example.
-    The unary ``epsilon`` is ``pydensecrf.utils.unary_from_softmax``'s ``clip``. The LID 2020 paper does not give
-    its own values. Lengths are in pixels of the image given to the CRF; PSA divides both ``sxy`` by the factor
-    by which an image was downscaled (DeepLab's VOC values, ``sxy=1, compat=3`` and ``sxy=67, srgb=3,
-    compat=4``, are the other common set).
+    The unary ``epsilon`` is ``pydensecrf.utils.unary_from_softmax``'s ``clip``. Only these are PSA's: PSA's
+    saliency unary is not ``1 - map`` (see :func:`saliency_scores`, whose ``alpha`` is PSA's). The LID 2020 paper
+    does not give its own values, and its authors' public code has no CRF. Lengths are in pixels of the image
+    given to the CRF; PSA's ``crf_inference`` divides both ``sxy`` by a ``scale_factor`` for resized images
+    (DeepLab's VOC values, ``sxy=1, compat=3`` and ``sxy=67, srgb=3, compat=4``, are the other common set).
 
     Args:
         iterations: mean-field iterations, an int ``>= 0``; 0 returns ``softmax(-U)``, i.e. the clamped input.
@@ -164,6 +175,31 @@ def _dense_crf_numpy(image: np.ndarray, probs: np.ndarray, params: DenseCRFParam
         )
     refined = np.asarray(crf.inference(params.iterations), dtype=np.float32)
     return refined.reshape(num_classes, height, width)
+
+
+def _dense_crf_sweep_numpy(image: np.ndarray, scores: np.ndarray, params: DenseCRFParams) -> np.ndarray:
+    """Object probability ``(T, H, W)`` float32 of one image for each of the two-class scores ``(T, 2, H, W)``.
+
+    The pairwise kernels (the permutohedral lattice of the image) are built once and the inference is rerun for
+    each unary: pydensecrf's ``inference`` starts from ``softmax(-U)`` every time, so each result is exactly the
+    one :func:`_dense_crf_numpy` gives for that unary alone.
+    """
+    densecrf = load_pydensecrf()
+    count, num_classes, height, width = scores.shape
+    crf = densecrf.DenseCRF2D(width, height, num_classes)
+    crf.setUnaryEnergy(_unary_energy(scores[0], params))
+    if params.gaussian_compat > 0:
+        crf.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_compat)
+    if params.bilateral_compat > 0:
+        crf.addPairwiseBilateral(
+            sxy=params.bilateral_sxy, srgb=params.bilateral_srgb, rgbim=image, compat=params.bilateral_compat
+        )
+    refined = np.empty((count, height, width), dtype=np.float32)
+    for index in range(count):
+        if index:
+            crf.setUnaryEnergy(_unary_energy(scores[index], params))
+        refined[index] = np.asarray(crf.inference(params.iterations), dtype=np.float32)[1].reshape(height, width)
+    return refined
 
 
 def _images_to_numpy(name: str, images: object, batched: bool) -> np.ndarray:
@@ -253,9 +289,14 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 
 
 def _refine_all(
-    images: np.ndarray, probs: np.ndarray, params: Optional[DenseCRFParams], workers: Optional[int]
+    images: np.ndarray,
+    probs: np.ndarray,
+    params: Optional[DenseCRFParams],
+    workers: Optional[int],
+    function: Callable[[np.ndarray, np.ndarray, DenseCRFParams], np.ndarray] = _dense_crf_numpy,
 ) -> np.ndarray:
-    """Refine ``probs (N, K, H, W)`` with ``images (N, H, W, 3)``, ``workers`` processes; results stay in order."""
+    """``function(image, probs[i], params)`` for every image of ``images (N, H, W, 3)``, in ``workers`` processes;
+    the results, stacked, stay in input order."""
     if params is None:
         params = DenseCRFParams()
     elif not isinstance(params, DenseCRFParams):
@@ -265,24 +306,128 @@ def _refine_all(
     load_pydensecrf()
     # pydensecrf's inference holds the GIL (it has no nogil sections), so threads would run one at a time.
     if workers == 1:
-        refined: List[np.ndarray] = [_dense_crf_numpy(image, prob, params) for image, prob in zip(images, probs)]
+        refined: List[np.ndarray] = [function(image, prob, params) for image, prob in zip(images, probs)]
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-            refined = list(pool.map(_dense_crf_numpy, images, probs, repeat(params)))
+            refined = list(pool.map(function, images, probs, repeat(params)))
     return np.stack(refined)
 
 
-def _saliency_inputs(images: object, saliency: object, batched: bool) -> Tuple[np.ndarray, np.ndarray, Tensor]:
-    """Validate; return images ``(N, H, W, 3)`` uint8, two-class probs ``(N, 2, H, W)`` float32 and the map.
+#: The default operating point of a saliency map: the symmetric unary, object ``s`` and background ``1 - s``.
+DEFAULT_SALIENCY_THRESHOLD = 0.5
+
+
+def _check_operating_point(
+    threshold: Optional[float], alpha: Optional[float]
+) -> Tuple[Optional[float], Optional[float]]:
+    """Validate ``threshold`` / ``alpha`` (at most one given); return both, the default threshold filled in."""
+    if threshold is not None and alpha is not None:
+        raise ValueError(
+            f"give threshold or alpha, not both (got threshold={threshold!r}, alpha={alpha!r}): each sets the "
+            "operating point of the saliency unary"
+        )
+    if alpha is not None:
+        return None, check_number("alpha", alpha, 0.0, float("inf"), low_inclusive=False, high_inclusive=False)
+    if threshold is None:
+        return DEFAULT_SALIENCY_THRESHOLD, None
+    return check_number("threshold", threshold, 0.0, 1.0, low_inclusive=False, high_inclusive=False), None
+
+
+def alpha_boundary(alpha: float) -> float:
+    """The map value at which PSA's power unary is undecided: the ``s`` in ``(0, 1)`` with ``s = (1 - s) ** alpha``.
+
+    ``refine_saliency(..., alpha=a)`` starts from the same decision as ``threshold=alpha_boundary(a)``, though with
+    other unary strengths away from it: PSA's ``alpha = 4`` gives 0.2755, ``alpha = 32`` 0.0770, ``alpha = 1``
+    0.5.
+
+    Args:
+        alpha: the exponent, a number ``> 0``.
+
+    Returns:
+        The boundary, a float in ``(0, 1)`` (found by bisection to within 1e-12); it decreases as ``alpha`` grows.
+    """
+    alpha = check_number("alpha", alpha, 0.0, float("inf"), low_inclusive=False, high_inclusive=False)
+    low, high = 0.0, 1.0  # s - (1 - s) ** alpha increases from -1 at 0 to 1 at 1
+    while high - low > 1e-12:
+        middle = 0.5 * (low + high)
+        if middle - (1.0 - middle) ** alpha > 0:
+            high = middle
+        else:
+            low = middle
+    return 0.5 * (low + high)
+
+
+def _scores_numpy(foreground: np.ndarray, threshold: Optional[float], alpha: Optional[float]) -> np.ndarray:
+    """Two-class scores ``(N, 2, H, W)`` float32 (background, object) of float64 maps ``(N, H, W)`` in ``[0, 1]``."""
+    if alpha is not None:
+        # PSA (jiwoon-ahn/psa, infer_cls.py, _crf_with_alpha): object score = the map, background (1 - map)^alpha,
+        # not normalised (pydensecrf's unary_from_softmax takes -log of each score as it is).
+        background = (1.0 - foreground) ** alpha
+        return np.stack([background, foreground], axis=1).astype(np.float32)
+    if threshold == DEFAULT_SALIENCY_THRESHOLD:
+        remapped = foreground  # the identity, bit for bit
+    else:
+        # Piecewise linear, increasing, 0 -> 0, threshold -> 0.5, 1 -> 1.
+        remapped = np.where(
+            foreground <= threshold,
+            0.5 * foreground / threshold,
+            0.5 + 0.5 * (foreground - threshold) / (1.0 - threshold),
+        )
+    return np.stack([1.0 - remapped, remapped], axis=1).astype(np.float32)
+
+
+def saliency_scores(
+    saliency: Tensor, *, threshold: Optional[float] = None, alpha: Optional[float] = None
+) -> Tensor:
+    """The two-class scores (background, object) that the saliency functions give the CRF's unary.
+
+    The operating point is the map value where the two scores are equal, so that the unary alone (and the CRF
+    with ``iterations=0``) calls a pixel object exactly where the map is above it. Two forms:
+
+    - ``threshold=t`` (default 0.5): the map is remapped piecewise linearly so that ``t`` becomes 0.5 (``0 -> 0``,
+      ``t -> 0.5``, ``1 -> 1``), then object ``r`` and background ``1 - r``. ``t = 0.5`` is the symmetric unary
+      ``s`` / ``1 - s``, a common default with no particular source; it puts the boundary at half the map's
+      maximum, which for a min-max normalised CAM that peaks on a discriminative part leaves most of the object
+      out. Pass the threshold you would otherwise apply to the map, e.g. the PaS ``theta_loc`` for a
+      percentile-normalised map, chosen on held-out data.
+    - ``alpha=a``: PSA's power unary (Ahn & Kwak, CVPR 2018; jiwoon-ahn/psa ``infer_cls.py``, ``_crf_with_alpha``,
+      ``alpha`` 4 and 32 there): object ``s``, background ``(1 - s) ** a``, not normalised; the boundary is
+      :func:`alpha_boundary` ``(a)`` (0.2755 at ``a = 4``). PSA applies it to maps divided by their maximum.
+
+    Args:
+        saliency: ``(H, W)`` or ``(N, H, W)`` floating tensor in ``[0, 1]``.
+        threshold: the operating point in ``(0, 1)``; ``None`` for 0.5 (unless ``alpha`` is given).
+        alpha: PSA's exponent, ``> 0``, instead of ``threshold`` (give at most one of the two).
+
+    Returns:
+        float32 ``(2, H, W)`` or ``(N, 2, H, W)`` on ``saliency``'s device: background then object score, each in
+        ``[0, 1]`` (with ``threshold`` they sum to 1).
+
+    Raises:
+        TypeError, ValueError: bad arguments, or both ``threshold`` and ``alpha`` given.
+    """
+    threshold, alpha = _check_operating_point(threshold, alpha)
+    batched = isinstance(saliency, Tensor) and saliency.dim() == 3
+    saliency = _check_probability_map("saliency", saliency, 3 if batched else 2, "(N, H, W)" if batched else "(H, W)")
+    foreground = saliency.detach().to(torch.float64).cpu().numpy().reshape(-1, *saliency.shape[-2:])
+    scores = torch.from_numpy(_scores_numpy(foreground, threshold, alpha)).to(saliency.device)
+    return scores if batched else scores[0]
+
+
+def _saliency_inputs(
+    images: object, saliency: object, batched: bool, threshold: Optional[float], alpha: Optional[float]
+) -> Tuple[np.ndarray, np.ndarray, Tensor]:
+    """Validate; return images ``(N, H, W, 3)`` uint8, two-class scores ``(N, 2, H, W)`` float32 and the map.
 
     float32 halves what is sent to the worker processes and is what pydensecrf computes in anyway.
     """
+    threshold, alpha = _check_operating_point(threshold, alpha)
     image_name = "images" if batched else "image"
     images_np = _images_to_numpy(image_name, images, batched)
     saliency = _check_probability_map("saliency", saliency, 3 if batched else 2, "(N, H, W)" if batched else "(H, W)")
     _check_sizes(image_name, images_np, "saliency", saliency, batched)
     foreground = saliency.detach().to(torch.float64).cpu().numpy().reshape(-1, *saliency.shape[-2:])
-    return images_np, np.stack([1.0 - foreground, foreground], axis=1).astype(np.float32), saliency
+    return images_np, _scores_numpy(foreground, threshold, alpha), saliency
 
 
 def _class_inputs(images: object, probs: object, batched: bool) -> Tuple[np.ndarray, np.ndarray, Tensor]:
@@ -341,25 +486,41 @@ def refine_labels(
     return refined, refined.argmax(dim=0)
 
 
-def refine_saliency(image: Image, saliency: Tensor, params: Optional[DenseCRFParams] = None) -> Tensor:
+def refine_saliency(
+    image: Image,
+    saliency: Tensor,
+    params: Optional[DenseCRFParams] = None,
+    *,
+    threshold: Optional[float] = None,
+    alpha: Optional[float] = None,
+) -> Tensor:
     """Refine one foreground (saliency) map with a two-class, object/background dense CRF (LID Track 3).
 
-    The map gives the object probability ``s`` of each pixel and ``1 - s`` that of background.
+    The map becomes the two scores of :func:`saliency_scores`, whose operating point (``threshold`` or ``alpha``)
+    is the map value the unary leaves undecided; the pairwise terms then move the boundary onto the image's
+    edges. Choose the operating point as you would choose a threshold for the map itself, on held-out data: the
+    default 0.5 is a convention, not a calibrated value, and it usually decides the result more than the
+    pairwise parameters do.
 
     Args:
         image: the RGB image, uint8 numpy ``(H, W, 3)`` or uint8 tensor ``(3, H, W)``, as in :func:`dense_crf`.
-        saliency: foreground probability ``(H, W)``, floating, in ``[0, 1]`` (e.g. a min-max normalised CAM
-            upsampled to the image size); same ``(H, W)`` as ``image``.
+        saliency: foreground map ``(H, W)``, floating, in ``[0, 1]`` (e.g. a min-max or percentile normalised
+            CAM upsampled to the image size); same ``(H, W)`` as ``image``.
         params: CRF parameters; ``None`` uses :class:`DenseCRFParams`'s defaults.
+        threshold: the operating point, a map value in ``(0, 1)``; ``None`` for 0.5. See :func:`saliency_scores`.
+        alpha: PSA's power unary ``(1 - s) ** alpha`` for the background instead of ``threshold``, ``> 0``.
 
     Returns:
-        The refined foreground probability, float32 ``(H, W)`` in ``[0, 1]`` on ``saliency``'s device.
-        Threshold it (e.g. at 0.5) for a mask.
+        The refined object probability, float32 ``(H, W)`` in ``[0, 1]`` on ``saliency``'s device: the CRF's
+        marginal, not thresholded. With the default pairwise weights it is nearly binary (in the camfix demo
+        under 1% of pixels lie between 0.02 and 0.98), so threshold it at 0.5 for the mask, and do not expect a
+        threshold sweep over it to sweep anything; to trace the CRF over operating points, refine once per
+        ``threshold``.
 
     Raises:
         ImportError: pydensecrf is not installed. TypeError, ValueError: bad arguments.
     """
-    images_np, probs_np, saliency = _saliency_inputs(image, saliency, batched=False)
+    images_np, probs_np, saliency = _saliency_inputs(image, saliency, False, threshold, alpha)
     refined = _refine_all(images_np, probs_np, params, workers=1)
     return torch.from_numpy(refined[0, 1]).to(saliency.device)
 
@@ -370,23 +531,104 @@ def refine_saliency_batch(
     params: Optional[DenseCRFParams] = None,
     *,
     workers: Optional[int] = None,
+    threshold: Optional[float] = None,
+    alpha: Optional[float] = None,
 ) -> Tensor:
     """Refine a batch of saliency maps, one image per worker process; see :func:`refine_saliency`.
 
     Args:
         images: RGB images, uint8: a numpy array ``(N, H, W, 3)`` or a tensor ``(N, 3, H, W)`` (any device).
-        saliency: foreground probabilities ``(N, H, W)``, floating, in ``[0, 1]``; same ``N, H, W`` as ``images``.
+        saliency: foreground maps ``(N, H, W)``, floating, in ``[0, 1]``; same ``N, H, W`` as ``images``.
         params: CRF parameters; ``None`` uses :class:`DenseCRFParams`'s defaults.
         workers: processes refining images in parallel, an int ``>= 1``; ``None`` uses
             ``min(N, usable_cpus())`` (:func:`usable_cpus`). Never more than ``N`` are started; 1 runs in this
             process. The result does not depend on it.
+        threshold: the operating point of every map, in ``(0, 1)``; ``None`` for 0.5 (:func:`saliency_scores`).
+        alpha: PSA's power unary instead of ``threshold``, ``> 0``.
 
     Returns:
-        Refined foreground probabilities, float32 ``(N, H, W)`` on ``saliency``'s device, in input order.
+        Refined object probabilities, float32 ``(N, H, W)`` on ``saliency``'s device, in input order; nearly
+        binary, see :func:`refine_saliency`.
     """
-    images_np, probs_np, saliency = _saliency_inputs(images, saliency, batched=True)
+    images_np, probs_np, saliency = _saliency_inputs(images, saliency, True, threshold, alpha)
     refined = _refine_all(images_np, probs_np, params, workers)
     return torch.from_numpy(refined[:, 1]).to(saliency.device)
+
+
+def _threshold_lists(thresholds: object, count: int) -> List[List[float]]:
+    """``count`` validated lists of operating points, one per map, all of the same length ``T >= 1``."""
+
+    def as_list(value: object) -> List[object]:
+        if isinstance(value, np.ndarray) and value.ndim == 1:
+            return value.tolist()
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
+            raise TypeError(
+                f"thresholds must be a non-empty sequence of numbers in (0, 1) (or one such sequence per map), got "
+                f"{thresholds!r}"
+            )
+        return list(value)
+
+    outer = as_list(thresholds)
+    nested = all(isinstance(item, (Sequence, np.ndarray)) and not isinstance(item, (str, bytes)) for item in outer)
+    lists = [as_list(item) for item in outer] if nested else [outer] * count
+    if len(lists) != count or len({len(points) for points in lists}) != 1:
+        raise ValueError(
+            f"thresholds must be one sequence for every map or {count} sequences of the same length (one per map), "
+            f"got {thresholds!r}"
+        )
+    return [[_check_operating_point(point, None)[0] for point in points] for points in lists]  # type: ignore[misc]
+
+
+def refine_saliency_sweep(
+    images: Image,
+    saliency: Tensor,
+    thresholds: Sequence[object],
+    params: Optional[DenseCRFParams] = None,
+    *,
+    workers: Optional[int] = None,
+) -> Tensor:
+    """Refine a batch of saliency maps once per operating point: the CRF traced over ``thresholds``.
+
+    Because the CRF's output is nearly binary, a threshold sweep over one refined map finds little to sweep; the
+    way to see the CRF at several operating points is to refine at each, which this does for less than separate
+    :func:`refine_saliency_batch` calls: each image's pairwise kernels are built once (per operating point, 0.7
+    of a separate refinement at 64 pixels, 0.9 at 224, by ``benchmarks/bench_crf.py``), also for several maps of
+    the same images (``(R, N, H, W)``, e.g. the rows of an ablation). ``result[k]`` (``result[r, k]``) is exactly
+    ``refine_saliency_batch(images, saliency[r], params, threshold=thresholds[k])`` (``thresholds[r][k]``).
+
+    Args:
+        images: RGB images, uint8: a numpy array ``(N, H, W, 3)`` or a tensor ``(N, 3, H, W)`` (any device).
+        saliency: foreground maps ``(N, H, W)``, or ``R`` maps of each image ``(R, N, H, W)``, floating, in
+            ``[0, 1]``; same ``N, H, W`` as ``images``.
+        thresholds: operating points, each in ``(0, 1)`` (see :func:`saliency_scores`): a non-empty sequence (or
+            1-D numpy array) used for every map, or, for ``(R, N, H, W)`` maps, ``R`` such sequences of one length
+            ``T``, one per map.
+        params: CRF parameters; ``None`` uses :class:`DenseCRFParams`'s defaults.
+        workers: processes, as in :func:`refine_saliency_batch`.
+
+    Returns:
+        Refined object probabilities, float32 on ``saliency``'s device: ``(T, N, H, W)`` for ``(N, H, W)`` maps,
+        ``(R, T, N, H, W)`` for ``(R, N, H, W)`` maps.
+    """
+    several = isinstance(saliency, Tensor) and saliency.dim() == 4
+    if several:
+        check_tensor("saliency", saliency, 4, shape_hint="(R, N, H, W)")
+        maps = list(saliency.unbind(0))
+    else:
+        maps = [saliency]
+    lists = _threshold_lists(thresholds, len(maps))
+    per_map = []
+    for points, one in zip(lists, maps):
+        images_np, scores, checked = _saliency_inputs(images, one, True, points[0], None)
+        foreground = checked.detach().to(torch.float64).cpu().numpy().reshape(-1, *checked.shape[-2:])
+        per_map += [scores] + [_scores_numpy(foreground, point, None) for point in points[1:]]
+    # (N, R * T, 2, H, W): every map and operating point of an image goes to the same worker, which builds the
+    # image's kernels once.
+    refined = _refine_all(images_np, np.stack(per_map, axis=1), params, workers, _dense_crf_sweep_numpy)
+    count, height, width = refined.shape[0], refined.shape[-2], refined.shape[-1]
+    refined = refined.reshape(count, len(maps), len(lists[0]), height, width).transpose(1, 2, 0, 3, 4)
+    result = torch.from_numpy(np.ascontiguousarray(refined)).to(saliency.device)
+    return result if several else result[0]
 
 
 def refine_labels_batch(

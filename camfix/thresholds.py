@@ -27,7 +27,6 @@ from torch import Tensor
 
 from ._validation import check_batch_or_single, check_finite, check_number, unbatch
 from .boxes import _largest_region_boxes
-from .boxes import mask_to_box  # noqa: F401  (camfix.localize imports it from here until it imports camfix.boxes)
 from .maps import _is_constant
 
 __all__ = [

@@ -14,12 +14,15 @@ import torch.nn.functional as F
 
 from camfix.crf import (
     DenseCRFParams,
+    alpha_boundary,
     dense_crf,
     load_pydensecrf,
     refine_labels,
     refine_labels_batch,
     refine_saliency,
     refine_saliency_batch,
+    refine_saliency_sweep,
+    saliency_scores,
     usable_cpus,
 )
 
@@ -242,6 +245,145 @@ def test_three_class_refinement_raises_mean_iou() -> None:
     assert after > before + 0.15, (before, after)
     assert torch.equal(predicted, refined.argmax(0))
     torch.testing.assert_close(refined.sum(0), torch.ones(labels.shape), atol=1e-5, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The operating point of a saliency map: threshold (piecewise-linear remap) or PSA's alpha.
+
+
+def test_saliency_scores_follow_their_definitions() -> None:
+    saliency = torch.tensor([[0.0, 0.1, 0.2, 0.3, 0.6, 1.0]], dtype=torch.float64)
+    # Default: the symmetric unary (background 1 - s, object s), exactly.
+    default = saliency_scores(saliency)
+    assert default.dtype == torch.float32 and default.shape == (2, 1, 6)
+    assert torch.equal(default, torch.stack([1 - saliency, saliency]).float())
+    assert torch.equal(saliency_scores(saliency, threshold=0.5), default)
+    # threshold t: 0 -> 0, t -> 0.5, 1 -> 1, linear on both sides.
+    remapped = saliency_scores(saliency, threshold=0.2)[1, 0].double()
+    expected = [0.0, 0.25, 0.5, 0.5 + 0.5 * 0.1 / 0.8, 0.5 + 0.5 * 0.4 / 0.8, 1.0]
+    torch.testing.assert_close(remapped, torch.tensor(expected, dtype=torch.float64), atol=1e-7, rtol=0)
+    torch.testing.assert_close(saliency_scores(saliency, threshold=0.2).sum(0), torch.ones(1, 6), atol=1e-7, rtol=0)
+    # alpha: PSA's _crf_with_alpha, background (1 - s)^alpha, object s, not normalised.
+    psa = saliency_scores(saliency, alpha=4.0).double()
+    torch.testing.assert_close(psa[0], (1 - saliency) ** 4, atol=1e-7, rtol=0)
+    torch.testing.assert_close(psa[1], saliency, atol=1e-7, rtol=0)
+    # Batches keep their layout: (N, H, W) -> (N, 2, H, W).
+    batch = torch.rand(3, 4, 5)
+    assert torch.equal(saliency_scores(batch, threshold=0.3)[1], saliency_scores(batch[1], threshold=0.3))
+
+
+def test_alpha_boundary_solves_psa_equation() -> None:
+    assert alpha_boundary(1.0) == pytest.approx(0.5, abs=1e-9)
+    assert alpha_boundary(4.0) == pytest.approx(0.2755, abs=1e-4)
+    assert alpha_boundary(32.0) == pytest.approx(0.0770, abs=1e-4)
+    previous = 1.0
+    for alpha in (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 32.0):
+        boundary = alpha_boundary(alpha)
+        assert boundary == pytest.approx((1 - boundary) ** alpha, abs=1e-9) and boundary < previous
+        previous = boundary
+
+
+@needs_pydensecrf
+@pytest.mark.parametrize("operating_point", [{}, {"threshold": 0.2}, {"threshold": 0.35}, {"threshold": 0.8},
+                                             {"alpha": 4.0}, {"alpha": 32.0}])
+def test_operating_point_is_the_decision_boundary_of_the_unary(operating_point: dict) -> None:
+    """With the pairwise terms off (iterations=0) a pixel is object exactly where the map exceeds the point."""
+    rng = np.random.default_rng(7)
+    saliency = torch.from_numpy(rng.uniform(0.02, 0.98, (12, 16)))
+    if "alpha" in operating_point:
+        boundary = alpha_boundary(operating_point["alpha"])
+    else:
+        boundary = operating_point.get("threshold", 0.5)
+    saliency[(saliency - boundary).abs() < 2e-3] += 5e-3  # nothing on the fence
+    refined = refine_saliency(l_shape_image(12, 16), saliency, DenseCRFParams(iterations=0), **operating_point)
+    assert torch.equal(refined > 0.5, saliency > boundary)
+    # iterations=0 is softmax(-U) of the scores: the reference unary, clamped as pydensecrf's unary_from_softmax.
+    scores = saliency_scores(saliency, **operating_point).double().numpy()
+    unary = -np.log(np.maximum(scores, 1e-5))
+    expected = np.exp(-unary[1]) / (np.exp(-unary[0]) + np.exp(-unary[1]))
+    np.testing.assert_allclose(refined.numpy(), expected, atol=1e-5)
+
+
+def weak_object_map(labels: np.ndarray) -> torch.Tensor:
+    """A CAM that peaks on a small part: the coarse object at 0.4, a 1.0 hot spot on its left, min-max normalised."""
+    truth = labels.astype(np.int64)
+    saliency = 0.4 * coarse_probs(truth, 2, factor=4, shift=(1, 1))[1]
+    ys, xs = np.nonzero(truth)
+    hot = torch.zeros(labels.shape, dtype=torch.float64)
+    cy, cx = int(ys.mean()), int(xs.min()) + 3
+    hot[cy - 3 : cy + 4, cx - 3 : cx + 4] = 0.6
+    saliency = saliency + hot
+    return (saliency - saliency.min()) / (saliency.max() - saliency.min())
+
+
+@needs_pydensecrf
+def test_operating_point_decides_what_the_crf_keeps() -> None:
+    """The same CRF, the same map: at 0.5 it keeps the hot spot only, at an operating point below the object's
+    values (threshold 0.12, or PSA's alpha=4 whose boundary is 0.28) it recovers the object."""
+    image, labels = scene(64, 80, seed=1)
+    truth = labels == 1
+    saliency = weak_object_map(truth)
+    at_half = iou(refine_saliency(image, saliency).numpy() > 0.5, truth)
+    at_low = iou(refine_saliency(image, saliency, threshold=0.12).numpy() > 0.5, truth)
+    psa = iou(refine_saliency(image, saliency, alpha=4.0).numpy() > 0.5, truth)
+    assert at_half < 0.3, at_half
+    assert at_low > at_half + 0.5 and at_low > 0.9, (at_half, at_low)
+    assert psa > at_half + 0.5 and psa > 0.9, (at_half, psa)
+    # The refined map is nearly binary: a threshold sweep over it has almost nothing to sweep.
+    refined = refine_saliency(image, saliency, threshold=0.12)
+    assert float(((refined > 0.02) & (refined < 0.98)).float().mean()) < 0.05
+
+
+@needs_pydensecrf
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sweep_equals_separate_refinements(workers: int) -> None:
+    images, maps = [], []
+    for index in range(3):
+        image, labels = scene(24, 32, seed=index)
+        images.append(image)
+        maps.append(weak_object_map(labels == 1).float())
+    images_np, saliency = np.stack(images), torch.stack(maps)
+    thresholds = [0.1, 0.25, 0.5, 0.8]
+    traced = refine_saliency_sweep(images_np, saliency, thresholds, workers=workers)
+    assert traced.shape == (4, 3, 24, 32) and traced.dtype == torch.float32
+    for k, threshold in enumerate(thresholds):
+        assert torch.equal(traced[k], refine_saliency_batch(images_np, saliency, threshold=threshold, workers=1))
+    assert torch.equal(refine_saliency_sweep(images_np, saliency, np.array([0.25]))[0], traced[1])
+    # Several maps of the same images (R, N, H, W): one list of points for all, or one list per map.
+    several = torch.stack([saliency, saliency.flip(-1)])
+    shared = refine_saliency_sweep(images_np, several, thresholds, workers=workers)
+    assert shared.shape == (2, 4, 3, 24, 32) and torch.equal(shared[0], traced)
+    own = refine_saliency_sweep(images_np, several, [[0.25, 0.8], [0.1, 0.5]], workers=workers)
+    assert torch.equal(own[0], traced[[1, 3]]) and torch.equal(own[1], shared[1][[0, 2]])
+    for bad in ([], "0.5", [0.5, 1.0], 0.5):
+        with pytest.raises((TypeError, ValueError)):
+            refine_saliency_sweep(images_np, saliency, bad)  # type: ignore[arg-type]
+    for bad in ([[0.2], [0.3, 0.4]], [[0.2]], [[0.2], [0.3], [0.4]]):
+        with pytest.raises(ValueError, match="one per map"):
+            refine_saliency_sweep(images_np, several, bad)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"threshold": 0.0}, ValueError, "threshold must be in (0, 1)"),
+        ({"threshold": 1.0}, ValueError, "threshold must be in (0, 1)"),
+        ({"threshold": "0.3"}, TypeError, "threshold"),
+        ({"alpha": 0.0}, ValueError, "alpha must be in (0, inf)"),
+        ({"alpha": float("nan")}, ValueError, "alpha"),
+        ({"threshold": 0.3, "alpha": 4.0}, ValueError, "threshold or alpha, not both"),
+    ],
+)
+def test_operating_point_rejects_bad_values(kwargs: dict, error: type, message: str) -> None:
+    image, saliency = good_inputs()
+    for call in (
+        lambda: saliency_scores(saliency, **kwargs),
+        lambda: refine_saliency(image, saliency, **kwargs),
+        lambda: refine_saliency_batch(image[None], saliency[None], **kwargs),
+    ):
+        with pytest.raises(error) as info:
+            call()
+        assert message in str(info.value)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -491,7 +491,7 @@ def test_localize_under_cuda_autocast_float16() -> None:
 
 
 @pytest.mark.crf
-def test_crf_runs_after_pas_and_thresholds_the_refined_map_at_theta_loc() -> None:
+def test_crf_runs_after_pas_with_theta_loc_as_its_operating_point() -> None:
     pytest.importorskip("pydensecrf.densecrf")
     from camfix.crf import DenseCRFParams, refine_saliency_batch
 
@@ -504,11 +504,29 @@ def test_crf_runs_after_pas_and_thresholds_the_refined_map_at_theta_loc() -> Non
         features = model.layer4(model.layer3(model.layer2(model.layer1(
             model.maxpool(model.relu(model.bn1(model.conv1(images))))))))
     plain = manual_localization(features, model.fc.weight, result.classes, (40, 48))["maps"]
-    expected = refine_saliency_batch(rgb, camfix.percentile_normalize(plain, 98.0), params, workers=1)
+    pas_maps = camfix.percentile_normalize(plain, 98.0)
+    expected = refine_saliency_batch(rgb, pas_maps, params, workers=1, threshold=0.4)
     torch.testing.assert_close(result.maps, expected, rtol=1e-5, atol=1e-5)
-    assert torch.equal(result.thresholds, torch.full((2,), 0.4))
-    assert torch.equal(result.masks, result.maps > 0.4)
+    assert torch.equal(result.thresholds, torch.full((2,), 0.5))
+    assert torch.equal(result.masks, result.maps > 0.5)
     assert torch.equal(result.boxes, mask_to_box(result.masks))
+    # crf_threshold overrides theta_loc as the operating point; crf_alpha is PSA's power unary instead.
+    kwargs = dict(crf=True, crf_images=rgb, crf_params=params, crf_workers=1)
+    other = localize(model, images, theta_loc=0.4, crf_threshold=0.2, **kwargs)
+    expected = refine_saliency_batch(rgb, pas_maps, params, workers=1, threshold=0.2)
+    torch.testing.assert_close(other.maps, expected, rtol=1e-5, atol=1e-5)
+    psa = localize(model, images, crf_alpha=4.0, **kwargs)
+    expected = refine_saliency_batch(rgb, pas_maps, params, workers=1, alpha=4.0)
+    torch.testing.assert_close(psa.maps, expected, rtol=1e-5, atol=1e-5)
+    for bad, message in (
+        (dict(theta_loc=0.0), "theta_loc is the CRF's operating point"),
+        (dict(crf_threshold=1.0), "crf_threshold must be in (0, 1)"),
+        (dict(crf_threshold=0.3, crf_alpha=4.0), "not both"),
+        (dict(crf_alpha=-1.0), "crf_alpha"),
+    ):
+        with pytest.raises(ValueError) as info:
+            localize(model, images, **bad, **kwargs)
+        assert message in str(info.value)
 
 
 def test_crf_default_images_are_the_unnormalised_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -518,8 +536,9 @@ def test_crf_default_images_are_the_unnormalised_inputs(monkeypatch: pytest.Monk
 
     seen = {}
 
-    def record(images: Tensor, maps: Tensor, params: object, workers: object) -> Tensor:
+    def record(images: Tensor, maps: Tensor, params: object, workers: object, **operating_point: float) -> Tensor:
         seen["images"] = images
+        seen["operating_point"] = operating_point
         return maps
 
     monkeypatch.setattr(camfix.crf, "refine_saliency_batch", record)
@@ -527,3 +546,4 @@ def test_crf_default_images_are_the_unnormalised_inputs(monkeypatch: pytest.Monk
     mean, std = torch.tensor(camfix.IMAGENET_MEAN)[:, None, None], torch.tensor(camfix.IMAGENET_STD)[:, None, None]
     localize(torchvision_model(), (rgb.float() / 255 - mean) / std, crf=True)
     assert torch.equal(seen["images"], rgb)
+    assert seen["operating_point"] == {"threshold": 0.35}  # theta_loc's default

@@ -58,7 +58,7 @@ HEADS = {
 # class index -> (family index, head colour); see the table in the module docstring.
 CLASSES: Tuple[Tuple[int, str], ...] = tuple((index // 4, head) for index, head in enumerate(HEADS))
 CLASS_NAMES: Tuple[str, ...] = tuple(f"{FAMILIES[family]}/{head}" for family, head in CLASSES)
-SPLITS = {"train": 0, "eval": 1}
+SPLITS = {"train": 0, "eval": 1, "val": 2}
 
 # Body half-length range as a fraction of the image side (log-uniform), and the minor/major axis ratio range.
 BODY_SCALE = (0.14, 0.40)
@@ -224,7 +224,8 @@ def make_dataset(num_images: int, seed: int, split: str = "train", image_size: i
     Args:
         num_images: number of images, at least 8.
         seed: any non-negative int; the split is a deterministic function of ``(seed, split, image_size)``.
-        split: ``"train"`` or ``"eval"``; the two draw from independent random streams.
+        split: ``"train"``, ``"val"`` (held out: the demo chooses its operating points there) or ``"eval"``; each
+            draws from its own random stream, so the three share no image.
         image_size: side of the square images in pixels, at least 32 (the demo uses 64).
 
     Returns:

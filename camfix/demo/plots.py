@@ -14,9 +14,10 @@ import numpy as np
 
 from camfix.demo.ablation import RowResult
 from camfix.demo.data import CLASS_NAMES, SyntheticWSOL
-from camfix.viz import draw_localization
+from camfix.viz import GROUND_TRUTH_COLOR, PREDICTED_COLOR, draw_localization
 
 __all__ = [
+    "mask_tile",
     "new_figure",
     "pick_examples",
     "plot_iou_curves",
@@ -31,6 +32,10 @@ PathLike = Union[str, Path]
 # Tiles are enlarged by this factor (nearest neighbour) so that boxes and small heads stay visible.
 TILE_SCALE = 2
 HEAD_COLOR = (255, 210, 0)
+#: Tint and outline of a binary (CRF) mask in :func:`mask_tile`.
+MASK_COLOR = (0, 235, 255)
+#: Outline of a mask drawn over a heat map or an image.
+OUTLINE_COLOR = (255, 255, 255)
 
 
 def new_figure(width: float, height: float) -> Any:
@@ -186,37 +191,127 @@ def plot_samples(data: SyntheticWSOL, path: PathLike, per_class: int = 5) -> Pat
     return save_figure(figure, path)
 
 
+def _outline(mask: np.ndarray) -> np.ndarray:
+    """The pixels of ``mask`` with a 4-neighbour outside it (a one-pixel inner outline), bool."""
+    inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return mask & ~inner.astype(bool)
+
+
+def mask_tile(
+    image: np.ndarray, mask: np.ndarray, predicted: Optional[np.ndarray] = None, truth: Optional[np.ndarray] = None
+) -> np.ndarray:
+    """A binary mask over an image, enlarged ``TILE_SCALE`` times: the image dimmed, the mask tinted
+    :data:`MASK_COLOR` with a bright outline, boxes as in :func:`tile` (prediction green, ground truth red).
+
+    Used for the CRF's nearly binary output, which a heat map would show as two flat colours.
+
+    Args:
+        image: uint8 RGB ``(H, W, 3)``.
+        mask: bool ``(H, W)``.
+        predicted: optional inclusive boxes ``(4,)`` or ``(M, 4)`` in image pixels.
+        truth: optional ground-truth boxes.
+
+    Returns:
+        uint8 RGB ``(TILE_SCALE * H, TILE_SCALE * W, 3)``.
+    """
+    big = _enlarge(image).astype(np.float32)
+    big_mask = _enlarge(mask.astype(np.uint8)).astype(bool)
+    picture = 0.55 * big
+    picture[big_mask] = 0.5 * big[big_mask] + 0.5 * np.asarray(MASK_COLOR, np.float32)
+    picture[_outline(big_mask)] = MASK_COLOR
+    return draw_localization(
+        np.clip(picture, 0, 255).astype(np.uint8),
+        None,
+        None if predicted is None else _enlarge_boxes(predicted),
+        None if truth is None else _enlarge_boxes(truth),
+        thickness=2,
+    )
+
+
+def _with_outline(picture: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``picture`` (an enlarged tile) with the enlarged ``mask``'s outline drawn white."""
+    picture = picture.copy()
+    picture[_outline(_enlarge(mask.astype(np.uint8)).astype(bool))] = OUTLINE_COLOR
+    return picture
+
+
 def plot_overlays(data: SyntheticWSOL, results: Sequence[RowResult], indices: Sequence[int], path: PathLike) -> Path:
-    """Images (rows) with each ablation row's map overlaid (columns), predicted box green, ground truth red.
+    """Evaluation images (rows) with each ablation row's result (columns), every row and column labelled.
+
+    The first column is the image with its ground-truth box (red) and object outline (white). A row without the
+    CRF shows its map as a heat map, the outline of its mask at the held-out operating point (white) and the box of
+    its largest region (green); a CRF row shows its mask (the refined probability above 0.5) tinted cyan on the
+    dimmed image, with the same boxes. A legend at the bottom says which is which.
 
     Args:
         data: the evaluation split the results were computed on.
-        results: :func:`camfix.demo.ablation.evaluate_rows`'s output.
+        results: rows of :func:`camfix.demo.ablation.evaluate_rows`, one column each, in the order given.
         indices: images to show, e.g. :func:`pick_examples`.
         path: the PNG to write.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
+    from matplotlib import patheffects
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     columns = len(results) + 1
-    figure = new_figure(1.25 * columns, 1.3 * len(indices) + 0.2)
+    figure = new_figure(1.2 * columns + 1.3, 1.25 * len(indices) + 1.3)
     axes = figure.subplots(len(indices), columns, squeeze=False)
     for row, index in enumerate(indices):
-        show_image(axes[row, 0], tile(data.images[index], truth=data.boxes[index]), "image" if row == 0 else "")
+        truth_picture = _with_outline(tile(data.images[index], truth=data.boxes[index]), data.masks[index])
+        show_image(axes[row, 0], truth_picture, "image, ground truth" if row == 0 else "")
+        area = 100.0 * float(data.masks[index].mean())
+        axes[row, 0].set_ylabel(
+            f"eval #{index}\n{CLASS_NAMES[data.labels[index]]}\nobject {area:.0f}%", fontsize=7, rotation=0,
+            ha="right", va="center",
+        )
         for column, result in enumerate(results, start=1):
-            picture = tile(
-                data.images[index], result.maps[index].numpy(), result.boxes[index].numpy(), data.boxes[index]
-            )
-            show_image(axes[row, column], picture, result.row.name if row == 0 else "")
-    figure.subplots_adjust(left=0.01, right=0.99, top=0.94, bottom=0.01, wspace=0.04, hspace=0.04)
+            mask = result.masks[index].numpy()
+            box = result.boxes[index].numpy()
+            if result.row.crf:
+                picture = mask_tile(data.images[index], mask, box, data.boxes[index])
+                title = f"{result.row.name}\nCRF, t = {result.operating_point:.3g}"
+            else:
+                picture = _with_outline(tile(data.images[index], result.maps[index].numpy(), box, data.boxes[index]), mask)
+                title = f"{result.row.name}\nmap > {result.operating_point:.3f}"
+            show_image(axes[row, column], picture, title if row == 0 else "")
+    legend = [
+        Line2D([], [], color=np.array(PREDICTED_COLOR) / 255, linewidth=2, label="predicted box (largest region)"),
+        Line2D([], [], color=np.array(GROUND_TRUTH_COLOR) / 255, linewidth=2, label="ground-truth box"),
+        Line2D([], [], color=np.array(OUTLINE_COLOR) / 255, linewidth=1.5,
+               path_effects=[patheffects.withStroke(linewidth=3, foreground="black")],
+               label="white outline: object (first column), mask at the operating point (others)"),
+        Patch(facecolor=np.array(MASK_COLOR) / 255, label="CRF mask (refined probability > 0.5)"),
+    ]
+    figure.legend(handles=legend, loc="lower left", bbox_to_anchor=(0.08, 0.0), ncol=2, fontsize=7, frameon=False)
+    # The heat map's colour scale (camfix.viz's jet overlay), beside the legend.
+    scale = figure.add_axes([0.74, 0.42 / figure.get_figheight(), 0.2, 0.09 / figure.get_figheight()])
+    bar = figure.colorbar(ScalarMappable(cmap="jet"), cax=scale, orientation="horizontal")
+    bar.set_ticks([0, 0.5, 1])
+    bar.ax.tick_params(labelsize=6)
+    bar.set_label("heat map: value of the map (no CRF)", fontsize=7)
+    figure.text(
+        0.5, 0.035 + 0.35 / figure.get_figheight(),
+        "operating points (map threshold theta, CRF's t) chosen on the held-out split; rows: smallest to largest object",
+        ha="center", fontsize=7,
+    )
+    bottom = 0.75 / figure.get_figheight()
+    figure.subplots_adjust(left=1.3 / figure.get_figwidth(), right=0.995, top=1 - 0.45 / figure.get_figheight(),
+                           bottom=bottom, wspace=0.04, hspace=0.04)
     return save_figure(figure, path)
 
 
 def plot_iou_curves(results: Sequence[RowResult], path: PathLike) -> Path:
-    """IoU (percent) against the saliency threshold for every row, in one plot, peaks marked.
+    """IoU against the operating point, on the held-out split (where it is chosen) and on the evaluation split.
 
-    A row with the CRF is drawn solid, one without dashed, in the colour of the row with the same fixes otherwise
-    (Baseline and +CRF share a colour, +PaS and +CRF+PaS another, ...).
+    Left: each row's held-out IoU at every operating point tried, its choice marked; a row without the CRF sweeps
+    the threshold of its map (dashed), a CRF row its ``t`` (solid, one marker per refinement). Right: the
+    evaluation split: the IoU curve of each row without the CRF (dashed, its Peak IoU a ring) and every row's IoU
+    at its held-out operating point (a dot), the score in the tables. A CRF row has the colour of the row with
+    the same other fixes (Baseline and +CRF share one, +PaS and +CRF+PaS another, ...).
 
     Args:
         results: :func:`camfix.demo.ablation.evaluate_rows`'s output.
@@ -225,22 +320,38 @@ def plot_iou_curves(results: Sequence[RowResult], path: PathLike) -> Path:
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
-    figure = new_figure(8.0, 4.0)
-    axis = figure.subplots()
-    thresholds = np.arange(256) / 255
+    from matplotlib.lines import Line2D
+
+    figure = new_figure(12.0, 4.6)
+    held_out, evaluation = figure.subplots(1, 2, sharey=True)
+    handles: List[Any] = []
     colours: Dict[Tuple[str, bool, bool], str] = {}
     for result in results:
         fixes = (result.row.classifier, result.row.pas, result.row.nwc)
         colour = colours.setdefault(fixes, f"C{len(colours)}")
-        style = "-" if result.row.crf else "--"
-        label = f"{result.row.name} (peak {result.peak_iou:.1f})"
-        axis.plot(thresholds, result.iou_curve, style, color=colour, label=label)
-        axis.plot([result.peak_threshold], [result.peak_iou], "o", color=colour, markersize=4)
-    axis.set_xlabel("threshold on the saliency map")
-    axis.set_ylabel("IoU with the ground-truth masks (%)")
-    axis.set_xlim(0, 1)
-    axis.set_ylim(bottom=0)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+        selection = result.selection
+        if result.row.crf:
+            held_out.plot(selection.candidates, selection.iou, "-", marker=".", markersize=4, color=colour)
+        else:
+            held_out.plot(selection.candidates, selection.iou, "--", color=colour)
+            evaluation.plot(np.arange(256) / 255, result.iou_curve, "--", color=colour, linewidth=1)
+            evaluation.plot([result.peak_threshold], [result.peak_iou], "o", color=colour, markersize=6,
+                            markerfacecolor="none")
+        held_out.plot([selection.chosen], [selection.best_iou], "o", color=colour, markersize=5)
+        evaluation.plot([selection.chosen], [result.iou], "o", color=colour, markersize=5)
+        handles.append(
+            Line2D([], [], color=colour, linestyle="-" if result.row.crf else "--", marker="o", markersize=4,
+                   label=f"{result.row.name}: IoU {result.iou:.1f} at {'t' if result.row.crf else 'theta'} = "
+                   f"{selection.chosen:.3g}")
+        )
+    held_out.set_title("held-out split: each row's operating point is chosen here", fontsize=9)
+    evaluation.set_title("evaluation split: dot = the tables' IoU, ring = Peak IoU (no CRF)", fontsize=9)
+    for axis in (held_out, evaluation):
+        axis.set_xlabel("operating point: threshold theta of the map (dashed) / the CRF's t (solid)", fontsize=8)
+        axis.set_xlim(0, 1)
+        axis.set_ylim(bottom=0)
+        axis.grid(alpha=0.3)
+    held_out.set_ylabel("IoU with the ground-truth masks (%)")
+    evaluation.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     figure.tight_layout()
     return save_figure(figure, path)

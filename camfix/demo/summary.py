@@ -1,6 +1,6 @@
-"""Mean and spread of several demo runs (one results.json each), as the markdown table of docs/demo.md.
+"""Every seed, mean and spread of several demo runs (one results.json each), as the markdown of docs/demo.md.
 
-    python -m camfix.demo.summary camfix-demo-seed0 camfix-demo-seed1 camfix-demo-seed2
+    python -m camfix.demo.summary camfix-demo-seed0 camfix-demo-seed1 camfix-demo-seed2 ...
 """
 
 from __future__ import annotations
@@ -9,13 +9,32 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from camfix.demo.ablation import NO_CRF_ROWS, ROWS
+
 __all__ = ["load_runs", "summary_table", "main"]
 
-METRICS = (("peak_iou", "Peak IoU"), ("max_box_acc_v2", "MaxBoxAccV2"), ("pxap", "PxAP"), ("top1_loc", "top-1 loc"))
+#: (key in results.json, column title) of the secondary table, mean ± spread.
+METRICS = (
+    ("operating_point", "operating point"),
+    ("box_acc_v2", "BoxAccV2"),
+    ("gt_known_loc", "GT-known loc"),
+    ("top1_loc", "top-1 loc"),
+    ("peak_iou", "Peak IoU (sweep)"),
+    ("max_box_acc_v2", "MaxBoxAccV2 (sweep)"),
+    ("pxap", "PxAP"),
+)
+
+#: The rows in the order of the tables: the primary ablation (no CRF), then the paper's rows with the CRF.
+ORDER: Tuple[str, ...] = tuple(row.name for row in (ROWS[0],) + NO_CRF_ROWS + ROWS[1:])
+
+#: Consecutive steps whose IoU gain the step table lists: each fix added without the CRF, then the paper's order.
+STEPS: Tuple[Tuple[str, str], ...] = tuple(
+    zip([ROWS[0].name] + [row.name for row in NO_CRF_ROWS[:-1]], [row.name for row in NO_CRF_ROWS])
+) + tuple(zip([row.name for row in ROWS[:-1]], [row.name for row in ROWS[1:]]))
 
 
 def load_runs(folders: Sequence[Path]) -> List[Dict[str, object]]:
@@ -49,10 +68,19 @@ def load_runs(folders: Sequence[Path]) -> List[Dict[str, object]]:
     return runs
 
 
-def _cell(values: np.ndarray) -> str:
+def _spread(values: Sequence[float]) -> float:
     # Sample standard deviation (n - 1); a single run has no spread.
-    spread = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return f"{np.mean(values):.1f} ± {spread:.1f}"
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def _cell(values: Sequence[Optional[float]], digits: int = 1) -> str:
+    if any(value is None for value in values):
+        return "-"
+    return f"{np.mean(values):.{digits}f} ± {_spread(values):.{digits}f}"  # type: ignore[arg-type]
+
+
+def _rows_by_name(run: Dict[str, object]) -> Dict[str, Dict[str, object]]:
+    return {row["name"]: row for row in run["rows"]}  # type: ignore[index, union-attr]
 
 
 def summary_table(runs: Sequence[Dict[str, object]]) -> str:
@@ -62,32 +90,51 @@ def summary_table(runs: Sequence[Dict[str, object]]) -> str:
         runs: as :func:`load_runs` returns them.
 
     Returns:
-        Per row, mean ± sample standard deviation over the runs of each metric (percent), the range of Peak IoU
-        and the paper's Peak IoU; the classifiers' map diagnostics likewise (if recorded); then the classifiers'
-        accuracies.
+        (1) Per row, the IoU at the held-out operating point of every seed, their mean ± sample standard deviation
+        and range, and the paper's Peak IoU; (2) the other metrics, mean ± standard deviation; (3) the IoU gain of
+        each step of the ablation per seed, and in how many seeds it is ``>= 0``; (4) the classifiers' map
+        diagnostics (if recorded); then the classifiers' accuracies.
     """
-    names = [row["name"] for row in runs[0]["rows"]]
-    header = "| Row | " + " | ".join(title for _, title in METRICS) + " | Peak IoU range | paper Peak IoU |"
-    lines = [header, "|---|" + "---:|" * (len(METRICS) + 2)]
-    for index, name in enumerate(names):
-        rows = [run["rows"][index] for run in runs]
-        cells = [_cell(np.array([row[key] for row in rows])) for key, _ in METRICS]
-        peaks = [row["peak_iou"] for row in rows]
-        paper: Optional[float] = rows[0]["paper_peak_iou"]
+    by_name = [_rows_by_name(run) for run in runs]
+    names = [name for name in ORDER if name in by_name[0]]
+    seeds = [run["seed"] for run in runs]
+    header = "| Row | " + " | ".join(f"seed {seed}" for seed in seeds) + " | mean ± sd | range | paper Peak IoU |"
+    lines = [header, "|---|" + "---:|" * (len(seeds) + 3)]
+    for name in names:
+        values = [float(rows[name]["iou"]) for rows in by_name]
+        paper = by_name[0][name].get("paper_peak_iou")
         lines.append(
-            f"| {name} | " + " | ".join(cells) + f" | {min(peaks):.1f} - {max(peaks):.1f} | "
-            f"{'-' if paper is None else f'{paper:.2f}'} |"
+            f"| {name} | " + " | ".join(f"{value:.1f}" for value in values) + f" | {_cell(values)} | "
+            f"{min(values):.1f} - {max(values):.1f} | {'-' if paper is None else f'{paper:.2f}'} |"
         )
-    accuracy = {
-        pooling: _cell(np.array([run["classifier_top1_accuracy"][pooling] for run in runs]))
-        for pooling in runs[0]["classifier_top1_accuracy"]
-    }
+    lines += ["", "| Row | " + " | ".join(title for _, title in METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
+    for name in names:
+        cells = [
+            _cell([rows[name].get(key) for rows in by_name], 3 if key == "operating_point" else 1) for key, _ in METRICS
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    steps = [(a, b) for a, b in STEPS if a in names and b in names]
+    if steps:
+        lines += [
+            "",
+            "| step (IoU gain) | " + " | ".join(f"seed {seed}" for seed in seeds) + " | mean | seeds with gain >= 0 |",
+            "|---|" + "---:|" * (len(seeds) + 2),
+        ]
+        for before, after in steps:
+            gains = [float(rows[after]["iou"]) - float(rows[before]["iou"]) for rows in by_name]
+            lines.append(
+                f"| {before} -> {after} | " + " | ".join(f"{gain:+.1f}" for gain in gains)
+                + f" | {np.mean(gains):+.1f} | {sum(gain >= 0 for gain in gains)} of {len(gains)} |"
+            )
     if all("diagnostics" in run for run in runs):
         lines += ["", _diagnostics_table(runs)]
-    seeds = ", ".join(str(run["seed"]) for run in runs)
+    accuracy = {
+        pooling: _cell([run["classifier_top1_accuracy"][pooling] for run in runs])  # type: ignore[index]
+        for pooling in runs[0]["classifier_top1_accuracy"]  # type: ignore[union-attr]
+    }
     lines += [
         "",
-        f"{len(runs)} runs (seeds {seeds}); classifier top-1 accuracy: "
+        f"{len(runs)} runs (seeds {', '.join(str(seed) for seed in seeds)}); classifier top-1 accuracy: "
         + ", ".join(f"{pooling.upper()} {cell}%" for pooling, cell in accuracy.items()),
     ]
     return "\n".join(lines)
@@ -100,8 +147,8 @@ def _diagnostics_table(runs: Sequence[Dict[str, object]]) -> str:
         "| classifier | " + " | ".join(title for _, title in DIAGNOSTICS_COLUMNS) + " |",
         "|---|" + "---:|" * len(DIAGNOSTICS_COLUMNS),
     ]
-    for pooling in runs[0]["diagnostics"]:
-        cells = [_cell(np.array([run["diagnostics"][pooling][key] for run in runs])) for key, _ in DIAGNOSTICS_COLUMNS]
+    for pooling in runs[0]["diagnostics"]:  # type: ignore[union-attr]
+        cells = [_cell([run["diagnostics"][pooling][key] for run in runs]) for key, _ in DIAGNOSTICS_COLUMNS]
         lines.append(f"| {pooling.upper()} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
