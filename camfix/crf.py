@@ -56,6 +56,7 @@ from ._validation import (
 
 __all__ = [
     "DenseCRFParams",
+    "MAX_CRF_ITERATIONS",
     "load_pydensecrf",
     "dense_crf",
     "refine_saliency",
@@ -102,6 +103,10 @@ def load_pydensecrf() -> ModuleType:
     return densecrf
 
 
+#: The most mean-field iterations :class:`DenseCRFParams` accepts.
+MAX_CRF_ITERATIONS = 1000
+
+
 @dataclass(frozen=True)
 class DenseCRFParams:
     """Parameters of the dense CRF's pairwise terms and inference; the defaults are the usual ones in WSSS.
@@ -116,7 +121,7 @@ class DenseCRFParams:
     (DeepLab's VOC values, ``sxy=1, compat=3`` and ``sxy=67, srgb=3, compat=4``, are the other common set).
 
     Args:
-        iterations: mean-field iterations, an int ``>= 0``; 0 returns ``softmax(-U)``, i.e. the clamped input.
+        iterations: mean-field iterations, an int in ``[0, 1000]``; 0 returns ``softmax(-U)``, i.e. the clamped input.
         gaussian_sxy: spatial standard deviation of the smoothness kernel in pixels, ``> 0``.
         gaussian_compat: Potts weight of the smoothness kernel, ``>= 0`` (0 switches it off).
         bilateral_sxy: spatial standard deviation of the appearance kernel in pixels, ``> 0``.
@@ -140,7 +145,9 @@ class DenseCRFParams:
     epsilon: float = 1e-5
 
     def __post_init__(self) -> None:
-        check_int("iterations", self.iterations, 0)
+        # Mean field settles within tens of iterations (PSA uses 10); the bound turns a typo into an error instead of
+        # an hours-long run or pydensecrf's C int overflow.
+        check_int("iterations", self.iterations, 0, MAX_CRF_ITERATIONS)
         for name in ("gaussian_sxy", "bilateral_sxy", "bilateral_srgb"):
             check_number(name, getattr(self, name), 0.0, float("inf"), low_inclusive=False, high_inclusive=False)
         for name in ("gaussian_compat", "bilateral_compat"):

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from camfix.crf import (
+    MAX_CRF_ITERATIONS,
     DenseCRFParams,
     alpha_boundary,
     dense_crf,
@@ -545,3 +546,10 @@ def test_missing_pydensecrf_says_what_to_install(monkeypatch: pytest.MonkeyPatch
         text = str(info.value)
         assert 'pip install "camfix[crf]"' in text and "pip install pydensecrf2" in text
         assert "Never install both pydensecrf and pydensecrf2" in text
+
+
+@pytest.mark.parametrize("iterations", [-1, 1001, 2**31, 2**63])
+def test_iterations_beyond_the_bound_are_refused(iterations: int) -> None:
+    with pytest.raises(ValueError, match=r"^iterations"):
+        DenseCRFParams(iterations=iterations)
+    assert DenseCRFParams(iterations=MAX_CRF_ITERATIONS).iterations == MAX_CRF_ITERATIONS

@@ -369,6 +369,23 @@ def test_camfix_demo_rejects_negative_seed(tmp_path: Path) -> None:
     assert main(["demo", "--quick", "--out", str(tmp_path), "--seed", "-1"]) == 2
 
 
+def test_camfix_demo_refuses_an_unwritable_out_before_training(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--out under a file fails in a moment with one error line, not after the classifiers trained."""
+    import camfix.demo.cli as demo_cli
+
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("run_demo ran before --out was checked")
+
+    monkeypatch.setattr(demo_cli, "run_demo", must_not_run)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["demo", "--quick", "--out", str(blocker / "results"), "--no-progress"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].startswith("camfix demo: error: --out")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Summary of several runs
 # ---------------------------------------------------------------------------------------------------------------

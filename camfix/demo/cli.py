@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from camfix.cli_support import check_int, check_output_path
 from camfix.demo.pipeline import DEFAULT, DEFAULT_THREADS, QUICK, format_tables, run_demo
 
 __all__ = ["add_arguments", "run"]
@@ -32,11 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; print the tables and where the files are. Returns the exit status."""
-    for option in ("seed", "threads"):
-        low = 0 if option == "seed" else 1
-        if getattr(args, option) < low:
-            logger.error("--%s must be an int >= %d, got %d", option, low, getattr(args, option))
-            return 2
+    check_int("--seed", args.seed, 0)
+    check_int("--threads", args.threads, 1)
+    # A folder that cannot be written fails now, not after minutes of training.
+    check_output_path("--out", args.out, folder=True)
     config = QUICK if args.quick else DEFAULT
     logger.info(
         "camfix demo: %d training / %d held-out / %d evaluation images, %d epochs per classifier, seed %d -> %s",

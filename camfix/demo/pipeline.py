@@ -17,6 +17,7 @@ from torch import nn
 
 import camfix
 from camfix._validation import check_int
+from camfix.cli_support import atomic_write
 from camfix.crf import load_pydensecrf
 from camfix.demo.ablation import ALL_ROWS, NO_CRF_ROWS, PAPER_PEAK_IOU, ROWS, RowResult, crf_params_for, evaluate_rows
 from camfix.demo.data import CLASS_NAMES, SyntheticWSOL, make_dataset
@@ -399,9 +400,14 @@ def write_results(result: DemoResult, out_dir: Path, pictures: List[Path]) -> Li
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "results.json"
-    json_path.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
     md_path = out_dir / "results.md"
-    md_path.write_text(_markdown(result, [p.name for p in pictures]))
+    texts = {
+        json_path: json.dumps(result.as_dict(), indent=2) + "\n",
+        md_path: _markdown(result, [p.name for p in pictures]),
+    }
+    for path, text in texts.items():
+        with atomic_write(path) as stream:
+            stream.write(text.encode())
     return [md_path, json_path, *pictures]
 
 
