@@ -57,6 +57,8 @@ from ._validation import (
 __all__ = [
     "DenseCRFParams",
     "MAX_CRF_ITERATIONS",
+    "MAX_KERNEL_WEIGHT",
+    "MIN_KERNEL_WIDTH",
     "load_pydensecrf",
     "dense_crf",
     "refine_saliency",
@@ -105,6 +107,10 @@ def load_pydensecrf() -> ModuleType:
 
 #: The most mean-field iterations :class:`DenseCRFParams` accepts.
 MAX_CRF_ITERATIONS = 1000
+#: The narrowest kernel width (``gaussian_sxy``, ``bilateral_sxy``, ``bilateral_srgb``) :class:`DenseCRFParams` accepts.
+MIN_KERNEL_WIDTH = 1e-3
+#: The largest kernel weight (``gaussian_compat``, ``bilateral_compat``) :class:`DenseCRFParams` accepts.
+MAX_KERNEL_WEIGHT = 1e6
 
 
 @dataclass(frozen=True)
@@ -148,10 +154,13 @@ class DenseCRFParams:
         # Mean field settles within tens of iterations (PSA uses 10); the bound turns a typo into an error instead of
         # an hours-long run or pydensecrf's C int overflow.
         check_int("iterations", self.iterations, 0, MAX_CRF_ITERATIONS)
+        # pydensecrf divides pixel positions and colours by the kernel widths in float32: a width near 0 overflows
+        # its lattice and crashes the interpreter (measured at 1e-10; 1e-3 still runs), and a weight beyond float32
+        # turns the energies into NaN. The bounds sit far outside any useful setting (PSA: 3 to 80, weights 3 and 10).
         for name in ("gaussian_sxy", "bilateral_sxy", "bilateral_srgb"):
-            check_number(name, getattr(self, name), 0.0, float("inf"), low_inclusive=False, high_inclusive=False)
+            check_number(name, getattr(self, name), MIN_KERNEL_WIDTH, float("inf"), high_inclusive=False)
         for name in ("gaussian_compat", "bilateral_compat"):
-            check_number(name, getattr(self, name), 0.0, float("inf"), high_inclusive=False)
+            check_number(name, getattr(self, name), 0.0, MAX_KERNEL_WEIGHT)
         check_number("confidence", self.confidence, 0.0, 1.0, low_inclusive=False)
         check_number("epsilon", self.epsilon, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
 
@@ -234,7 +243,8 @@ def _images_to_numpy(name: str, images: object, batched: bool) -> np.ndarray:
         )
     if isinstance(images, Tensor):
         images = images.reshape(-1, *images.shape[-3:]).permute(0, 2, 3, 1).cpu().numpy()
-    return np.ascontiguousarray(images.reshape(-1, *images.shape[-3:]))
+    # pydensecrf's Cython buffers need writable memory: a read-only image (a memory map, a frozen array) is copied.
+    return np.require(images.reshape(-1, *images.shape[-3:]), requirements=("C_CONTIGUOUS", "WRITEABLE"))
 
 
 def _check_probability_map(name: str, value: object, ndims: int, shape_hint: str) -> Tensor:
@@ -583,7 +593,16 @@ def _threshold_lists(thresholds: object, count: int) -> List[List[float]]:
             f"thresholds must be one sequence for every map or {count} sequences of the same length (one per map), "
             f"got {thresholds!r}"
         )
-    return [[_check_operating_point(point, None)[0] for point in points] for points in lists]  # type: ignore[misc]
+    return [
+        [
+            check_number(
+                f"thresholds[{n}][{i}]" if nested else f"thresholds[{i}]", point, 0.0, 1.0,
+                low_inclusive=False, high_inclusive=False,
+            )
+            for i, point in enumerate(points)
+        ]
+        for n, points in enumerate(lists)
+    ]
 
 
 def refine_saliency_sweep(
