@@ -111,7 +111,7 @@ def resolve_feature_source(
     explicit = _explicit_source(feature_layer, pool_layer, names)
 
     if classifier is not None:
-        classifier = _reduce_classifier("classifier", classifier, names)
+        classifier = _reduce_classifier("classifier", classifier)
         classifier_module = classifier if isinstance(classifier, nn.Module) else None
     else:
         classifier_module = _find_classifier(model, names)
@@ -327,10 +327,11 @@ class FeatureCapture:
 
 def _close(actual: Tensor, expected: Tensor) -> bool:
     """Equal up to the rounding of the dtype the model computed in (mean vs adaptive pooling, autocast)."""
+    # The tolerance follows the dtype the model computed in, so it is read before the float64 comparison copy.
+    low_precision = torch.float16 in (actual.dtype, expected.dtype) or torch.bfloat16 in (actual.dtype, expected.dtype)
     actual, expected = actual.detach().double(), expected.detach().double()
     if actual.shape != expected.shape:
         return False
-    low_precision = expected.dtype in (torch.float16, torch.bfloat16)
     rtol = 2e-2 if low_precision else 1e-4
     scale = expected.abs().amax().item() if expected.numel() else 0.0
     return bool(torch.allclose(actual, expected, rtol=rtol, atol=rtol * scale))
@@ -384,12 +385,12 @@ def _find_classifier(model: nn.Module, names: Dict[int, str]) -> nn.Module:
             f"{', '.join(_CLASSIFIER_NAMES)} and no nn.Linear; pass classifier= (an nn.Linear, a 1x1 nn.Conv2d "
             "or a (K, C) weight tensor)"
         )
-    reduced = _reduce_classifier(names.get(id(found), "classifier"), found, names)
+    reduced = _reduce_classifier(names.get(id(found), "classifier"), found)
     assert isinstance(reduced, nn.Module)
     return reduced
 
 
-def _reduce_classifier(label: str, classifier: Classifier, names: Dict[int, str]) -> Classifier:
+def _reduce_classifier(label: str, classifier: Classifier) -> Classifier:
     """The one linear layer (or 1x1 convolution) of a head, or the weight tensor; otherwise say why not."""
     if isinstance(classifier, Tensor) or isinstance(classifier, (nn.Linear, nn.Conv2d)):
         if isinstance(classifier, nn.Conv2d) and classifier.kernel_size != (1, 1):
@@ -408,9 +409,9 @@ def _reduce_classifier(label: str, classifier: Classifier, names: Dict[int, str]
     while len(layers) > 1 and _is_global_average_pool(layers[0]):
         layers = layers[1:]
     if len(layers) == 1 and isinstance(layers[0], (nn.Linear, nn.Conv2d)):
-        return _reduce_classifier(label, layers[0], names)
+        return _reduce_classifier(label, layers[0])
     if layers and isinstance(layers[0], nn.Conv2d) and _is_activation_then_global_pool(layers[1:]):
-        return _reduce_classifier(label, layers[0], names)
+        return _reduce_classifier(label, layers[0])
     listing = " -> ".join(type(m).__name__ for m in _leaves(classifier)) or "nothing"
     raise ValueError(
         f"no class activation map: {label} is {listing}, not one linear layer on the globally pooled features, "

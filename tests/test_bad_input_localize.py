@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 import camfix
-from camfix.crf import DenseCRFParams
 
 from nets import TorchvisionResNet
 
@@ -127,7 +126,3 @@ def test_nan_mean_no_longer_refines_a_black_image() -> None:
     """The issue's example: mean=(nan, ...) with the CRF was accepted and refined against a black image."""
     with pytest.raises(ValueError, match=r"mean\[0\]"):
         camfix.localize(CountingResNet(), IMAGES, crf=True, mean=(math.nan, 0.456, 0.406))
-
-
-def test_default_crf_parameters_are_accepted() -> None:
-    assert isinstance(DenseCRFParams(), DenseCRFParams)
