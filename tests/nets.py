@@ -189,3 +189,8 @@ class ConvHeadNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x)).mean(dim=(2, 3))
+
+
+def all_hooks(model: nn.Module) -> int:
+    """How many forward hooks and pre-hooks are registered on ``model`` and its submodules (0 after localize)."""
+    return sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in model.modules())

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import importlib.util
-import json
 import os
 import subprocess
 import sys

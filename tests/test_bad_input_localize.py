@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 import camfix
 
-from nets import TorchvisionResNet
+from nets import TorchvisionResNet, all_hooks
 
 
 class CountingResNet(TorchvisionResNet):
@@ -86,7 +86,7 @@ def test_refused_by_name_before_the_forward_pass(kwargs: Dict[str, Any], error: 
     assert name in str(raised.value)
     assert model.calls == 0
     assert model.training and all(m.training for m in model.modules())
-    assert sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in model.modules()) == 0
+    assert all_hooks(model) == 0
 
 
 def test_grayscale_images_need_crf_images() -> None:

@@ -8,7 +8,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import pytest
 import torch
-from nets import ConvHeadNet, TimmStyleNet, TorchvisionResNet
+from nets import ConvHeadNet, TimmStyleNet, TorchvisionResNet, all_hooks
 from torch import Tensor, nn
 
 import camfix
@@ -50,9 +50,6 @@ def assert_matches(result: LocalizationResult, expected: dict) -> None:
     assert torch.equal(result.masks, expected["masks"])
     assert torch.equal(result.boxes, expected["boxes"])
 
-
-def all_hooks(model: nn.Module) -> int:
-    return sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in model.modules())
 
 
 def torchvision_model() -> TorchvisionResNet:

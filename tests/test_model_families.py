@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 import camfix
 from camfix.models import import_torchvision
+from nets import all_hooks
 
 try:
     tv = import_torchvision()
@@ -96,7 +97,7 @@ def assert_localize_matches(model: nn.Module, images: Tensor, features: Tensor, 
         )
         result = camfix.localize(model, images, LABELS, clamp_negative=clamp_negative, pct=100)
         torch.testing.assert_close(result.maps, expected, atol=2e-4, rtol=0)
-    assert sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in model.modules()) == 0
+    assert all_hooks(model) == 0
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION))
@@ -134,7 +135,7 @@ def test_vision_transformer_is_refused_on_the_forward_pass() -> None:
     ).eval()
     with pytest.raises(ValueError, match=r"not the global average of the last 4-D activation.*class token"):
         camfix.localize(model, torch.randn(2, 3, 32, 32))
-    assert sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in model.modules()) == 0
+    assert all_hooks(model) == 0
 
 
 TIMM_FOUND = [
