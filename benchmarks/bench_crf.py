@@ -37,8 +37,8 @@ from camfix.crf import (
     refine_saliency,
     refine_saliency_batch,
     refine_saliency_sweep,
-    usable_cpus,
 )
+from camfix.parallel import usable_cpus
 
 #: The operating points of the ``sweep`` variant.
 SWEEP_POINTS = (0.2, 0.35, 0.5, 0.65)

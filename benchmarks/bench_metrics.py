@@ -44,7 +44,7 @@ from torch import Tensor
 
 import _reference
 import camfix.metrics as metrics
-from camfix.crf import usable_cpus
+from camfix.parallel import usable_cpus
 from camfix.metrics import _native
 
 DEFAULT_METADATA = Path(__file__).resolve().parents[2] / "shared" / "wsol-metadata" / "ILSVRC" / "test"

@@ -9,14 +9,17 @@ each in one small module:
 
 Boxes follow one convention, owned by :mod:`camfix.boxes` (inclusive int64 ``(x0, y0, x1, y1)``, ``NO_BOX`` for
 an empty mask).
-:func:`camfix.localize` ties them together for a trained model. The optional parts import on first use:
+:func:`camfix.localize` ties them together for a trained model, in three stages that can also be called one by one
+(:func:`camfix.class_maps`, :func:`camfix.saliency_maps`, then thresholds and boxes); :mod:`camfix.images`
+makes a model's input from RGB images and back. The optional parts import on first use:
 :mod:`camfix.crf` (dense CRF, ``pip install "camfix[crf]"``) and :mod:`camfix.metrics`.
 """
 
 import importlib
 
 from .boxes import NO_BOX, mask_to_box
-from .localize import IMAGENET_MEAN, IMAGENET_STD, LocalizationResult, localize
+from .images import IMAGENET_MEAN, IMAGENET_STD, denormalize_images, normalize_images
+from .localize import ClassMaps, LocalizationResult, class_maps, localize, saliency_maps
 from .maps import cam, normalize_maps, resize_maps
 from .pooling import TAPool, tap
 from .thresholds import percentile, percentile_box, percentile_normalize, percentile_threshold, threshold_masks
@@ -37,18 +40,23 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "ClassMaps",
     "LocalizationResult",
     "NO_BOX",
     "TAPool",
     "cam",
+    "class_maps",
+    "denormalize_images",
     "localize",
     "mask_to_box",
+    "normalize_images",
     "normalize_maps",
     "percentile",
     "percentile_box",
     "percentile_normalize",
     "percentile_threshold",
     "resize_maps",
+    "saliency_maps",
     "tap",
     "threshold_masks",
 ]

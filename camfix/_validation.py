@@ -281,3 +281,15 @@ def check_in_range(name: str, value: torch.Tensor, low: float, high: float) -> N
     minimum, maximum = (float(v) for v in torch.aminmax(value.detach()))
     if minimum < low or maximum > high:
         raise ValueError(f"{name} must have values in [{low:g}, {high:g}], got values in [{minimum:g}, {maximum:g}]")
+
+
+def check_channel_statistics(name: str, value: object, positive: bool = False) -> Tuple[float, float, float]:
+    """``mean`` or ``std`` of image normalisation: three finite numbers, one per RGB channel (``std`` positive)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 3:
+        raise TypeError(f"{name} must be a sequence of 3 numbers, one per RGB channel, got {describe(value)}")
+    bound = (0.0, math.inf) if positive else (-math.inf, math.inf)
+    first, second, third = (
+        check_number(f"{name}[{i}]", v, *bound, low_inclusive=False, high_inclusive=False)
+        for i, v in enumerate(value)
+    )
+    return first, second, third

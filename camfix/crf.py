@@ -33,7 +33,6 @@ runs, through :func:`load_pydensecrf`.
 from __future__ import annotations
 
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import repeat
@@ -53,6 +52,7 @@ from ._validation import (
     check_number,
     check_tensor,
 )
+from .parallel import worker_count
 
 __all__ = [
     "DenseCRFParams",
@@ -68,7 +68,6 @@ __all__ = [
     "refine_saliency_batch",
     "refine_saliency_sweep",
     "refine_labels_batch",
-    "usable_cpus",
 ]
 
 #: An RGB image: a uint8 numpy array ``(H, W, 3)`` or a uint8 tensor ``(3, H, W)``.
@@ -284,18 +283,6 @@ def _check_sizes(image_name: str, images: np.ndarray, map_name: str, maps: Tenso
         )
 
 
-def usable_cpus() -> int:
-    """The number of CPUs this process may run on: the default worker count of the batch functions.
-
-    The size of the process's affinity mask (``os.sched_getaffinity``, Linux), which a container, ``taskset`` or
-    a job scheduler may restrict below the machine's count; elsewhere ``os.cpu_count()``.
-
-    Returns:
-        An int ``>= 1``.
-    """
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _pool_context() -> multiprocessing.context.BaseContext:
     # The workers run numpy and pydensecrf only, never torch, so forking is safe, and it starts them in
     # milliseconds; spawn and forkserver re-import camfix, hence torch, in every worker, which costs more than
@@ -319,7 +306,7 @@ def _refine_all(
     elif not isinstance(params, DenseCRFParams):
         raise TypeError(f"params must be a DenseCRFParams or None, got {type(params).__name__}")
     count = images.shape[0]
-    workers = min(count, usable_cpus()) if workers is None else min(check_int("workers", workers, 1), count)
+    workers = worker_count(None if workers is None else check_int("workers", workers, 1), count)
     load_pydensecrf()
     # pydensecrf's inference holds the GIL (it has no nogil sections), so threads would run one at a time.
     if workers == 1:
@@ -558,7 +545,7 @@ def refine_saliency_batch(
         saliency: foreground maps ``(N, H, W)``, floating, in ``[0, 1]``; same ``N, H, W`` as ``images``.
         params: CRF parameters; ``None`` uses :class:`DenseCRFParams`'s defaults.
         workers: processes refining images in parallel, an int ``>= 1``; ``None`` uses
-            ``min(N, usable_cpus())`` (:func:`usable_cpus`). Never more than ``N`` are started; 1 runs in this
+            ``min(N, camfix.parallel.usable_cpus())``. Never more than ``N`` are started; 1 runs in this
             process. The result does not depend on it.
         threshold: the operating point of every map, in ``(0, 1)``; ``None`` for 0.5 (:func:`saliency_scores`).
         alpha: PSA's power unary instead of ``threshold``, ``> 0``.

@@ -3,7 +3,6 @@ determinism and input validation."""
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Tuple
 
@@ -24,7 +23,6 @@ from camfix.crf import (
     refine_saliency_batch,
     refine_saliency_sweep,
     saliency_scores,
-    usable_cpus,
 )
 
 needs_pydensecrf = pytest.mark.crf
@@ -418,13 +416,6 @@ def test_output_is_deterministic() -> None:
     probs = coarse_probs(labels, 3, factor=4, shift=(2, 3))
     first = dense_crf(image, probs)
     assert torch.equal(first, dense_crf(image, probs))
-
-
-def test_usable_cpus_is_the_affinity_mask() -> None:
-    count = usable_cpus()
-    assert isinstance(count, int) and 1 <= count <= (os.cpu_count() or count)
-    if hasattr(os, "sched_getaffinity"):
-        assert count == len(os.sched_getaffinity(0))
 
 
 @needs_pydensecrf

@@ -37,7 +37,7 @@ from torch import Tensor
 
 from .._validation import check_bool, check_int, check_integer_tensor
 from ..boxes import BoxBatch, _box_iou_matrix, _check_boxes_per_image
-from ..crf import usable_cpus
+from ..parallel import worker_count
 from . import _native
 from ._base import _Accumulator
 from ._common import check_map_values, check_maps, check_mode, check_thresholds
@@ -173,7 +173,7 @@ def box_iou_curves(
         single: compute the largest region's IoU (MaxBoxAcc, GT-known and top-1 loc).
         multi: compute the best IoU over all regions (MaxBoxAccV2).
         workers: threads, each evaluating a slice of the maps end to end (the compiled sweep and OpenCV release
-            the GIL); default ``None``: one per usable CPU (:func:`camfix.crf.usable_cpus`). The numbers do not
+            the GIL); default ``None``: one per usable CPU (:func:`camfix.parallel.usable_cpus`). The numbers do not
             depend on it.
 
     Returns:
@@ -201,7 +201,6 @@ def _box_iou_curves(
 ) -> BoxIoUCurves:
     """:func:`box_iou_curves` of checked arguments; the map values are checked here, where the sweep reads them."""
     batch = maps.shape[0]
-    workers = usable_cpus() if workers is None else workers
     library = _native.load()
     if library is None or not (reference or len(thresholds) <= _native.MAX_LEVELS):
         library = None
@@ -229,7 +228,7 @@ def _box_iou_curves(
             iou_single[index, unsure] = level_single[position.ravel()]
         return iou_single, iou_multi
 
-    bounds = np.linspace(0, batch, min(workers, batch) + 1).astype(int)
+    bounds = np.linspace(0, batch, worker_count(workers, batch) + 1).astype(int)
     try:
         if len(bounds) == 2:
             parts = [evaluate(0, batch)]
@@ -411,7 +410,7 @@ class BoxAccuracy(_Accumulator):
         multi_contour: also track the any-region accuracy (MaxBoxAccV2). It costs a second sweep in reference
             mode (holes).
         workers: threads sweeping the maps of a batch; default ``None``: one per usable CPU
-            (:func:`camfix.crf.usable_cpus`). The numbers do not depend on it.
+            (:func:`camfix.parallel.usable_cpus`). The numbers do not depend on it.
 
     Example:
         Two 32 x 32 maps with the same square of high scores; the first image's object is that square, the

@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 
 from camfix.cli_support import InputError
-from camfix.crf import usable_cpus
+from camfix.parallel import usable_cpus
 
 __all__ = [
     "AMP_DTYPES",
