@@ -174,7 +174,7 @@ def saliency_maps(
     binary, to be thresholded at 0.5.
 
     Args:
-        maps: ``(N, H, W)`` floating point maps in ``[0, 1]``, e.g. :attr:`ClassMaps.maps`.
+        maps: ``(N, H, W)`` floating point maps in ``[0, 1]``, e.g. the ``maps`` of :class:`ClassMaps`.
         pct: percentile in ``[0, 100]`` (PaS); paper 98; 100 divides by the maximum.
         crf_images: ``(N, 3, H, W)`` uint8 RGB images, the same ``N, H, W`` as ``maps`` (e.g.
             :func:`camfix.denormalize_images` of the model's input), or ``None`` for no CRF. The CRF needs

@@ -139,7 +139,7 @@ def figure_tap(models: Dict[str, nn.Module], data: SyntheticWSOL, out: Path) -> 
         axis.set_xlim(0, 1)
 
     for pooling in ("gap", "tap"):
-        maps = camfix.localize(models[pooling], inputs, labels, theta_loc=THETA_LOC, pct=PERCENTILE).maps
+        maps = camfix.class_maps(models[pooling], inputs, labels).maps
         numbers[f"{pooling}_max_box_acc"] = max_box_acc(maps, torch.from_numpy(data.boxes))
     examples = pick_examples(data, EXAMPLES)
     tiles = []
@@ -246,7 +246,7 @@ def figure_nwc(models: Dict[str, nn.Module], data: SyntheticWSOL, out: Path) -> 
 def figure_pas(models: Dict[str, nn.Module], data: SyntheticWSOL, out: Path) -> Dict[str, float]:
     model = models["gap"]
     inputs, labels, boxes = to_model_input(data.images), torch.from_numpy(data.labels), torch.from_numpy(data.boxes)
-    maps = camfix.localize(model, inputs, labels, theta_loc=THETA_LOC).maps  # NWC on
+    maps = camfix.class_maps(model, inputs, labels).maps  # NWC on
     numbers: Dict[str, float] = {}
     by_standard = {}
     for pct in (100.0, PERCENTILE):

@@ -59,12 +59,9 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def to_model_input(rgb: np.ndarray, size: int) -> torch.Tensor:
-    resized = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_LINEAR)
-    tensor = torch.from_numpy(resized).permute(2, 0, 1).float().div(255)
-    mean = torch.tensor(camfix.IMAGENET_MEAN)[:, None, None]
-    std = torch.tensor(camfix.IMAGENET_STD)[:, None, None]
-    return (tensor - mean) / std
+def resize_rgb(rgb: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 ``(H, W, 3)`` -> uint8 ``(3, size, size)``."""
+    return torch.from_numpy(cv2.resize(rgb, (size, size), interpolation=cv2.INTER_LINEAR)).permute(2, 0, 1)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -163,11 +160,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     for start in tqdm(range(0, len(paths), args.batch_size), desc="localizing", unit="batch"):
         batch_paths = paths[start : start + args.batch_size]
         originals = [read_rgb(p) for p in batch_paths]
-        images = torch.stack([to_model_input(rgb, args.size) for rgb in originals]).to(device)
+        rgb_batch = torch.stack([resize_rgb(rgb, args.size) for rgb in originals]).to(device)
         labels = None if args.label is None else [args.label] * len(batch_paths)
         result = camfix.localize(
-            model, images, labels, clamp_negative=not args.no_nwc, theta_loc=args.theta_loc, pct=args.pct,
-            crf=args.crf,
+            model, camfix.normalize_images(rgb_batch), labels, clamp_negative=not args.no_nwc,
+            theta_loc=args.theta_loc, pct=args.pct, crf=args.crf, crf_images=rgb_batch if args.crf else None,
         )
         scores = result.logits.float().softmax(dim=1).gather(1, result.classes[:, None])[:, 0]
         for path, rgb, saliency, box, cls, score in zip(

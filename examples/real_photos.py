@@ -200,10 +200,7 @@ def model_input(photos: Sequence[np.ndarray], size: int) -> Tensor:
     """The whole photos squashed to ``size`` x ``size`` (area interpolation), normalised with ImageNet's statistics;
     ``(N, 3, size, size)`` float32."""
     resized = np.stack([cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA) for rgb in photos])
-    images = torch.from_numpy(resized).permute(0, 3, 1, 2).float().div(255)
-    mean = torch.tensor(camfix.IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(camfix.IMAGENET_STD).view(1, 3, 1, 1)
-    return (images - mean) / std
+    return camfix.normalize_images(torch.from_numpy(resized).permute(0, 3, 1, 2)).contiguous()
 
 
 def describe_prediction(prediction: Dict[str, Any]) -> str:

@@ -455,12 +455,12 @@ def test_evaluate_checkpoint_of_another_architecture(data: Path, trained: Path, 
     assert not (tmp_path / "metrics.json").exists()
 
 
-def test_saliency_maps_against_float64_pipeline() -> None:
+def test_paper_maps_against_float64_pipeline() -> None:
     """CAM of the top-1 class with NWC (positive weights only), bicubic to the image size, min-max, then divided by
     the 98th percentile and clipped: recomputed here in float64 from the model's features and classifier."""
     model = checkpoints.build_model("seresnet_small", 3, "tap", 0.05).eval()
     images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
-    maps, classes, logits = evaluation.saliency_maps(
+    maps, classes, logits = evaluation.paper_maps(
         model, images, None, clamp_negative=True, pct=98.0, crf_params=None, crf_workers=None, dtype=None,
         channels_last=False,
     )
@@ -480,7 +480,7 @@ def test_saliency_maps_against_float64_pipeline() -> None:
         np.testing.assert_allclose(maps[n].numpy(), expected, rtol=0, atol=1e-4)
 
     # The autocast path (bf16 forward pass, float32 maps) stays close to the float32 one.
-    half, half_classes, _ = evaluation.saliency_maps(
+    half, half_classes, _ = evaluation.paper_maps(
         model, images, classes, clamp_negative=True, pct=98.0, crf_params=None, crf_workers=None,
         dtype=torch.bfloat16, channels_last=True,
     )

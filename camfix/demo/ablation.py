@@ -16,8 +16,9 @@ Baseline             GAP          -     -     -
 +CRF+PaS+NWC+TAP     TAP          yes   yes   yes
 ===================  ===========  ====  ====  ====
 
-A row's map is built in this order: CAM of the last feature map (:func:`camfix.localize`, NWC or not), resized
-to the image (bicubic) and min-max normalised; PaS: :func:`camfix.percentile_normalize` divides it by its 98th
+A row's map is built by the stages of :func:`camfix.localize`: CAM of the last feature map
+(:func:`camfix.class_maps`, NWC or not), resized to the image (bicubic) and min-max normalised; PaS
+(:func:`camfix.saliency_maps`, i.e. :func:`camfix.percentile_normalize`) divides it by its 98th
 percentile and clips to 1, so that a threshold ``theta`` on the result is the PaS threshold
 ``theta * percentile_98`` on the map (without PaS, thresholds are relative to the map's maximum); the dense CRF
 last, as post-processing, with its operating point ``t`` (:func:`camfix.crf.saliency_scores`: the map value
@@ -224,9 +225,8 @@ def _cam_maps(model: nn.Module, inputs: Tensor, labels: Tensor, nwc: bool, batch
     """Min-max normalised GT-class CAMs ``(N, H, W)`` and top-1 predictions ``(N,)`` of ``model``."""
     maps, predictions = [], []
     for start in range(0, inputs.shape[0], batch_size):
-        result = camfix.localize(
-            model, inputs[start : start + batch_size], labels[start : start + batch_size], clamp_negative=nwc, pct=100.0
-        )
+        batch = slice(start, start + batch_size)
+        result = camfix.class_maps(model, inputs[batch], labels[batch], clamp_negative=nwc)
         maps.append(result.maps)
         predictions.append(result.logits.argmax(1))
     return torch.cat(maps), torch.cat(predictions)
@@ -248,7 +248,7 @@ class _Maps:
         if key not in self._cams:
             self._cams[key] = _cam_maps(self.classifiers[row.classifier], self.inputs, self.labels, row.nwc, self.batch_size)
         maps, predictions = self._cams[key]
-        return (camfix.percentile_normalize(maps, PAS_PERCENTILE) if row.pas else maps), predictions
+        return (camfix.saliency_maps(maps, PAS_PERCENTILE) if row.pas else maps), predictions
 
 
 def _iou_at(maps: Tensor, masks: Tensor, threshold: float) -> float:

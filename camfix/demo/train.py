@@ -14,7 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from camfix._validation import check_int, check_number
-from camfix.localize import IMAGENET_MEAN, IMAGENET_STD
+from camfix.images import normalize_images
 from camfix.demo.data import SyntheticWSOL
 
 __all__ = ["deterministic", "predict", "to_model_input", "train_classifier"]
@@ -52,20 +52,16 @@ def deterministic(seed: int) -> Iterator[None]:
 
 
 def to_model_input(images: np.ndarray) -> torch.Tensor:
-    """The classifiers' input: images scaled to ``[0, 1]``, then normalised with ImageNet's mean and std.
-
-    ImageNet's statistics keep :func:`camfix.localize`'s default un-normalisation (for the CRF) valid.
+    """The classifiers' input: :func:`camfix.normalize_images` with ImageNet's statistics, which keeps
+    :func:`camfix.localize`'s default un-normalisation (for the CRF) valid.
 
     Args:
-        images: uint8 RGB ``(N, H, W, 3)``.
+        images: uint8 RGB ``(N, H, W, 3)``, the demo's numpy layout.
 
     Returns:
-        float32 ``(N, 3, H, W)``.
+        float32 ``(N, 3, H, W)``, contiguous.
     """
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return normalize_images(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)).contiguous()
 
 
 def _learning_rate(step: int, total: int, warmup: int, peak: float) -> float:

@@ -225,12 +225,10 @@ def _to_chw(rgb: np.ndarray) -> Tensor:
 
 def normalize_batch(images: Tensor, channels_last: bool = False) -> Tensor:
     """uint8 RGB ``(N, 3, H, W)`` in ``[0, 255]`` -> float32 ``(N, 3, H, W)`` standardised with ImageNet's mean and
-    std (``camfix.IMAGENET_MEAN``/``IMAGENET_STD``, what ImageNet checkpoints and ``camfix.localize`` expect), on the
-    device of ``images``; in ``torch.channels_last`` memory format when asked."""
-    mean = torch.tensor(camfix.IMAGENET_MEAN, device=images.device).mul(255).view(1, 3, 1, 1)
-    std = torch.tensor(camfix.IMAGENET_STD, device=images.device).mul(255).view(1, 3, 1, 1)
-    batch = (images.float() - mean) / std
-    return batch.contiguous(memory_format=torch.channels_last) if channels_last else batch
+    std (:func:`camfix.normalize_images`: what ImageNet checkpoints and ``camfix.localize`` expect), on the device
+    of ``images``; in ``torch.channels_last`` memory format when asked."""
+    batch = camfix.normalize_images(images)
+    return batch.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 class TrainImages(Dataset):

@@ -2,8 +2,8 @@
 by batch over this rank's share of the images, and the output files.
 
 ``evaluate_wsol.py``, ``evaluate_lid.py`` and ``evaluate_wsss.py`` each add their own data and metric to this:
-:func:`evaluation_batches` yields the maps of :func:`saliency_maps` (CAM with NWC, min-max, PaS, optional dense
-CRF) for each batch, and every file is written atomically (:func:`write_json`, :func:`write_png`).
+:func:`evaluation_batches` yields the maps of :func:`paper_maps` (camfix's stages: CAM with NWC, min-max, PaS,
+optional dense CRF) for each batch, and every file is written atomically (:func:`write_json`, :func:`write_png`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 import camfix
 from camfix.cli_support import add_debug_option, atomic_write, check_int, check_number
-from camfix.crf import DenseCRFParams, load_pydensecrf, refine_saliency_batch
+from camfix.crf import DenseCRFParams, load_pydensecrf
 from camfix.thresholds import DEFAULT_PCT
 
 from checkpoints import (
@@ -42,7 +42,7 @@ __all__ = [
     "check_evaluation_arguments",
     "evaluation_batches",
     "load_evaluation_model",
-    "saliency_maps",
+    "paper_maps",
     "to_image_size",
     "write_json",
     "write_png",
@@ -111,7 +111,7 @@ def load_evaluation_model(args: argparse.Namespace) -> Tuple[nn.Module, Dict[str
 
 
 class _Autocast(nn.Module):
-    """Runs a classifier's forward pass under autocast, so that :func:`camfix.localize` gets bf16/fp16 speed while
+    """Runs a classifier's forward pass under autocast, so that :func:`camfix.class_maps` gets bf16/fp16 speed while
     the class activation maps themselves are computed in float32 from the captured features."""
 
     def __init__(self, model: nn.Module, device_type: str, dtype: torch.dtype) -> None:
@@ -126,7 +126,7 @@ class _Autocast(nn.Module):
 
 
 @torch.no_grad()
-def saliency_maps(
+def paper_maps(
     model: nn.Module,
     images: Tensor,
     labels: Optional[Tensor],
@@ -138,7 +138,8 @@ def saliency_maps(
     dtype: Optional[torch.dtype],
     channels_last: bool,
 ) -> Tuple[Tensor, Tensor, Tensor]:
-    """The paper's saliency maps for a batch: CAM (NWC) -> min-max -> PaS -> dense CRF.
+    """The paper's saliency maps for a batch: CAM (NWC) -> min-max (:func:`camfix.class_maps`) -> PaS -> dense
+    CRF (:func:`camfix.saliency_maps`, the CRF at its default operating point, 0.5).
 
     Args:
         model: a ``camfix.models.ResNet`` in eval mode, on the device of ``images``.
@@ -156,13 +157,14 @@ def saliency_maps(
         float32 ``(N, K)``, on the device of ``images``.
     """
     runner = model if dtype is None else _Autocast(model, images.device.type, dtype)
-    result = camfix.localize(
-        runner, normalize_batch(images, channels_last), labels, clamp_negative=clamp_negative, pct=pct,
+    result = camfix.class_maps(
+        runner, normalize_batch(images, channels_last), labels, clamp_negative=clamp_negative,
         feature_layer=getattr(model, model.stage_names[-1]), classifier=model.get_classifier(),
     )
-    maps = camfix.percentile_normalize(result.maps, pct)
-    if crf_params is not None:
-        maps = refine_saliency_batch(images, maps, crf_params, workers=crf_workers)
+    maps = camfix.saliency_maps(
+        result.maps, pct, crf_images=None if crf_params is None else images, crf_params=crf_params,
+        crf_workers=None if crf_params is None else crf_workers,
+    )
     return maps, result.classes, result.logits.float()
 
 
@@ -182,7 +184,7 @@ def evaluation_batches(
     """Saliency maps of this rank's share (:func:`shard_indices`) of ``paths``, batch by batch.
 
     Yields ``(indices, maps, classes, logits, sizes)``: positions in ``paths``, maps ``(B, S, S)`` float32 in
-    ``[0, 1]`` and classes ``(B,)``, logits ``(B, K)`` (on ``context.device``) as :func:`saliency_maps` gives them,
+    ``[0, 1]`` and classes ``(B,)``, logits ``(B, K)`` (on ``context.device``) as :func:`paper_maps` gives them,
     and each image's original ``(height, width)``. ``labels`` ``(len(paths),)`` int64 selects GT-known maps.
     """
     dtype = amp_dtype(args.amp, context.device)
@@ -194,7 +196,7 @@ def evaluation_batches(
     loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers, pin_memory=context.device.type == "cuda")
     for images, indices, heights, widths in tqdm(loader, desc=description, unit="batch", disable=not context.is_main, dynamic_ncols=True):
         batch_labels = None if labels is None else labels[indices].to(context.device)
-        maps, classes, logits = saliency_maps(
+        maps, classes, logits = paper_maps(
             model, images.to(context.device, non_blocking=True), batch_labels, clamp_negative=not args.no_nwc,
             pct=args.pct, crf_params=crf_params, crf_workers=crf_workers, dtype=dtype, channels_last=channels_last,
         )
