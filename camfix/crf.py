@@ -217,8 +217,8 @@ def _dense_crf_sweep_numpy(image: np.ndarray, scores: np.ndarray, params: DenseC
     return refined
 
 
-def _images_to_numpy(name: str, images: object, batched: bool) -> np.ndarray:
-    """Validate RGB image(s) and return them as a C-contiguous uint8 numpy array ``(N, H, W, 3)``."""
+def _image_shape(name: str, images: object, batched: bool) -> Tuple[int, int, int]:
+    """Validate RGB image(s) without copying them; return their ``(N, H, W)`` (``N = 1`` for one image)."""
     if isinstance(images, Tensor):
         shape_hint = "(N, 3, H, W)" if batched else "(3, H, W)"
         check_tensor(name, images, 4 if batched else 3, shape_hint=shape_hint, floating=False)
@@ -240,6 +240,12 @@ def _images_to_numpy(name: str, images: object, batched: bool) -> np.ndarray:
             f"{name} must have 3 colour channels (RGB) in the layout {shape_hint}, got {channels} channels "
             f"(shape {tuple(images.shape)})"
         )
+    height, width = images.shape[-2:] if isinstance(images, Tensor) else images.shape[-3:-1]
+    return (images.shape[0] if batched else 1), int(height), int(width)
+
+
+def _images_to_numpy(images: Union[Tensor, np.ndarray]) -> np.ndarray:
+    """Checked RGB image(s) (:func:`_image_shape`) as a C-contiguous, writable uint8 array ``(N, H, W, 3)``."""
     if isinstance(images, Tensor):
         images = images.reshape(-1, *images.shape[-3:]).permute(0, 2, 3, 1).cpu().numpy()
     # pydensecrf's Cython buffers need writable memory: a read-only image (a memory map, a frozen array) is copied.
@@ -270,15 +276,18 @@ def _check_class_probs(name: str, value: object, ndims: int, shape_hint: str) ->
     return probs
 
 
-def _check_sizes(image_name: str, images: np.ndarray, map_name: str, maps: Tensor, batched: bool) -> None:
-    """Check that image(s) and map(s) agree in batch size and ``(H, W)``; ``images`` is ``(N, H, W, 3)``."""
-    if batched and images.shape[0] != maps.shape[0]:
+def _check_sizes(
+    image_name: str, image_shape: Tuple[int, int, int], map_name: str, maps: Tensor, batched: bool
+) -> None:
+    """Check that image(s) of :func:`_image_shape` ``(N, H, W)`` and map(s) agree in batch size and ``(H, W)``, before
+    the images are copied."""
+    if batched and image_shape[0] != maps.shape[0]:
         raise ValueError(
-            f"{image_name} and {map_name} must have the same batch size N, got {images.shape[0]} and {maps.shape[0]}"
+            f"{image_name} and {map_name} must have the same batch size N, got {image_shape[0]} and {maps.shape[0]}"
         )
-    if tuple(images.shape[1:3]) != tuple(maps.shape[-2:]):
+    if tuple(image_shape[1:]) != tuple(maps.shape[-2:]):
         raise ValueError(
-            f"{image_name} and {map_name} must have the same size (H, W), got {tuple(images.shape[1:3])} and "
+            f"{image_name} and {map_name} must have the same size (H, W), got {tuple(image_shape[1:])} and "
             f"{tuple(maps.shape[-2:])}; resize the map to the image first"
         )
 
@@ -372,11 +381,11 @@ def _scores_numpy(foreground: np.ndarray, threshold: Optional[float], alpha: Opt
         remapped = foreground  # the identity, bit for bit
     else:
         # Piecewise linear, increasing, 0 -> 0, threshold -> 0.5, 1 -> 1.
-        remapped = np.where(
-            foreground <= threshold,
-            0.5 * foreground / threshold,
-            0.5 + 0.5 * (foreground - threshold) / (1.0 - threshold),
-        )
+        # Each part is computed where it is bounded: foreground / threshold alone overflows for a subnormal
+        # threshold (numpy warns), even where np.where would discard it.
+        below = 0.5 * (np.minimum(foreground, threshold) / threshold)
+        above = 0.5 * (np.maximum(foreground, threshold) - threshold) / (1.0 - threshold)
+        remapped = below + above
     return np.stack([1.0 - remapped, remapped], axis=1).astype(np.float32)
 
 
@@ -427,20 +436,21 @@ def _saliency_inputs(
     """
     threshold, alpha = _check_operating_point(threshold, alpha)
     image_name = "images" if batched else "image"
-    images_np = _images_to_numpy(image_name, images, batched)
+    image_shape = _image_shape(image_name, images, batched)
     saliency = _check_probability_map("saliency", saliency, 3 if batched else 2, "(N, H, W)" if batched else "(H, W)")
-    _check_sizes(image_name, images_np, "saliency", saliency, batched)
+    _check_sizes(image_name, image_shape, "saliency", saliency, batched)
     foreground = saliency.detach().to(torch.float64).cpu().numpy().reshape(-1, *saliency.shape[-2:])
-    return images_np, _scores_numpy(foreground, threshold, alpha), saliency
+    return _images_to_numpy(images), _scores_numpy(foreground, threshold, alpha), saliency
 
 
 def _class_inputs(images: object, probs: object, batched: bool) -> Tuple[np.ndarray, np.ndarray, Tensor]:
     """Validate; return images ``(N, H, W, 3)`` uint8, probs ``(N, K, H, W)`` float32 and the probs tensor."""
     image_name = "images" if batched else "image"
-    images_np = _images_to_numpy(image_name, images, batched)
+    image_shape = _image_shape(image_name, images, batched)
     probs = _check_class_probs("probs", probs, 4 if batched else 3, "(N, K, H, W)" if batched else "(K, H, W)")
-    _check_sizes(image_name, images_np, "probs", probs, batched)
-    return images_np, probs.detach().to(torch.float32).cpu().numpy().reshape(-1, *probs.shape[-3:]), probs
+    _check_sizes(image_name, image_shape, "probs", probs, batched)
+    probs_np = probs.detach().to(torch.float32).cpu().numpy().reshape(-1, *probs.shape[-3:])
+    return _images_to_numpy(images), probs_np, probs
 
 
 def dense_crf(image: Image, probs: Tensor, params: Optional[DenseCRFParams] = None) -> Tensor:

@@ -10,7 +10,8 @@
 - **No crash.** Odd strides, non-contiguous and broadcast inputs, huge ints and extreme CRF parameters run in
   one child process (which forks once per case that could kill the interpreter), asserting normal exits.
 
-Known bugs are ``xfail(strict=True)``: fixing one turns its test into an unexpected pass.
+The seven bugs this module found in ``camfix/crf.py`` are fixed; a new one would be marked
+``xfail(strict=True)`` until it is, so that its fix shows as an unexpected pass.
 """
 
 from __future__ import annotations
@@ -384,8 +385,6 @@ def test_any_alpha_not_positive_and_finite_is_refused(alpha: object) -> None:
         assert str(raised.value).startswith("alpha must be "), raised.value
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a valid subnormal threshold (5e-324) makes _scores_numpy emit numpy's "
-                                       "'overflow encountered in divide' RuntimeWarning (an error under -W error)")
 def test_a_subnormal_threshold_is_valid_and_warns_nothing() -> None:
     """5e-324 is in (0, 1): it must work, silently (``-W error`` must not turn numpy's warning into a crash)."""
     TRIED.append("threshold 5e-324 (valid)")
@@ -714,27 +713,13 @@ def assert_child_case(name: str) -> None:
 needs_fork = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks, caps memory via /proc")
 CHILD_PASSING = [
     "odd strides", "huge refused", "huge sxy", "tiny confidence and epsilon", "read-only image", "tiny gaussian_sxy",
-    "tiny bilateral_sxy", "tiny bilateral_srgb", "compat beyond float32",
+    "tiny bilateral_sxy", "tiny bilateral_srgb", "compat beyond float32", "huge broadcast image, small map",
 ]
-CHILD_BUGS = {
-    "huge broadcast image, small map": "bug: the image is copied (ascontiguousarray) before its size is compared "
-                                       "with the map's, so a huge broadcast image dies in numpy's MemoryError",
-}
 
 
 @needs_fork
 @pytest.mark.parametrize("name", CHILD_PASSING)
 def test_no_crash_in_a_child_process(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert_child_case(name)
-
-
-@needs_fork
-@pytest.mark.parametrize(
-    "name", [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason)) for name, reason in
-             CHILD_BUGS.items()]
-)
-def test_known_crashes_in_a_child_process(name: str) -> None:
-    TRIED.append(f"child: {name}")
     assert_child_case(name)
 
 

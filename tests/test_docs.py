@@ -54,7 +54,10 @@ PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
 # Pictures are committed to the repository: keep each small.
 MAX_IMAGE_BYTES = 300 * 1024
 # docs/images/demo/ belongs to the demo's own page and pipeline.
-OWN_IMAGES = [path for path in sorted((DOCS / "images").rglob("*.png")) if "demo" not in path.relative_to(DOCS).parts]
+OWN_IMAGES = [
+    path for path in sorted((DOCS / "images").rglob("*"))
+    if path.suffix in (".png", ".jpg", ".jpeg") and "demo" not in path.relative_to(DOCS).parts
+]
 
 _FENCE = re.compile(r"^(?P<indent>\s*)```(?P<info>[\w+-]*)\s*$")
 _NO_RUN = re.compile(r"^\s*<!--\s*no-run(?::\s*(?P<reason>.*?))?\s*-->\s*$")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -13,25 +14,20 @@ from camfix import denormalize_images, normalize_images
 MEAN, STD = (0.5, 0.25, 0.125), (0.2, 0.3, 0.4)
 
 
-def reference_normalize(images: torch.Tensor, mean=camfix.IMAGENET_MEAN, std=camfix.IMAGENET_STD) -> torch.Tensor:
-    out = torch.empty(images.shape, dtype=torch.float64)
-    for n in range(images.shape[0]):
-        for c in range(3):
-            for y in range(images.shape[2]):
-                for x in range(images.shape[3]):
-                    out[n, c, y, x] = (int(images[n, c, y, x]) / 255.0 - mean[c]) / std[c]
+def per_element(images: torch.Tensor, dtype: torch.dtype, formula) -> torch.Tensor:
+    """``formula(value, channel)`` for every element of ``(N, 3, H, W)``, in Python floats, one at a time."""
+    out = torch.empty(images.shape, dtype=dtype)
+    for n, c, y, x in itertools.product(*(range(size) for size in images.shape)):
+        out[n, c, y, x] = formula(float(images[n, c, y, x]), c)
     return out
+
+
+def reference_normalize(images: torch.Tensor, mean=camfix.IMAGENET_MEAN, std=camfix.IMAGENET_STD) -> torch.Tensor:
+    return per_element(images, torch.float64, lambda value, c: (value / 255.0 - mean[c]) / std[c])
 
 
 def reference_denormalize(images: torch.Tensor, mean=camfix.IMAGENET_MEAN, std=camfix.IMAGENET_STD) -> torch.Tensor:
-    out = torch.empty(images.shape, dtype=torch.uint8)
-    for n in range(images.shape[0]):
-        for c in range(3):
-            for y in range(images.shape[2]):
-                for x in range(images.shape[3]):
-                    value = round(255.0 * (float(images[n, c, y, x]) * std[c] + mean[c]))
-                    out[n, c, y, x] = min(255, max(0, value))
-    return out
+    return per_element(images, torch.uint8, lambda value, c: min(255, max(0, round(255.0 * (value * std[c] + mean[c])))))
 
 
 @pytest.mark.parametrize("statistics", [{}, {"mean": MEAN, "std": STD}])
