@@ -169,3 +169,36 @@ def test_the_demo_and_the_recipe_call_the_stages_not_localize(monkeypatch: pytes
     maps, predictions = ablation._cam_maps(model, IMAGES, labels, nwc=True, batch_size=2)
     torch.testing.assert_close(maps, class_maps(model, IMAGES, labels).maps)  # batches of 2 + 1 against one of 3
     assert predictions.shape == (3,)
+
+
+def test_stages_on_a_batch_of_one_channels_last_and_non_contiguous_input(model: CountingResNet) -> None:
+    one = IMAGES[:1]
+    reference = class_maps(model, one)
+    last = class_maps(model, one.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(last.maps, reference.maps, rtol=1e-4, atol=1e-5)
+    strided = torch.randn(1, 3, 64, 96).transpose(2, 3)  # (1, 3, 96, 64), not contiguous
+    torch.testing.assert_close(class_maps(model, strided).maps, class_maps(model, strided.contiguous()).maps)
+    assert reference.maps.shape == (1, 96, 64) and saliency_maps(reference.maps).shape == (1, 96, 64)
+
+
+def test_class_maps_of_a_one_by_one_feature_map_are_zero(model: CountingResNet) -> None:
+    """A 32 x 32 image gives a 1 x 1 feature map: a constant map, hence zeros (and no box from localize)."""
+    stage = class_maps(model, torch.randn(2, 3, 32, 32))
+    assert torch.equal(stage.maps, torch.zeros(2, 32, 32))
+    assert torch.equal(saliency_maps(stage.maps), torch.zeros(2, 32, 32))
+
+
+def test_class_maps_under_bf16_autocast_are_float32_and_close(model: CountingResNet) -> None:
+    reference = class_maps(model, IMAGES)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        stage = class_maps(model, IMAGES)
+    assert stage.maps.dtype == torch.float32 and torch.equal(stage.classes, reference.classes)
+    assert float((stage.maps - reference.maps).abs().mean()) < 0.05
+
+
+def test_class_maps_refuse_non_finite_images_before_the_forward_pass(model: CountingResNet) -> None:
+    bad = IMAGES.clone()
+    bad[0, 1, 2, 3] = float("nan")
+    with pytest.raises(ValueError, match="images must be finite"):
+        class_maps(model, bad)
+    assert model.calls == 0
