@@ -67,7 +67,9 @@ def denormalize_images(
 
 def _check_rgb(name: str, images: Tensor) -> None:
     if images.shape[1] != 3:
-        raise ValueError(f"{name} must be RGB, (N, 3, H, W), got {images.shape[1]} channels (shape {tuple(images.shape)})")
+        raise ValueError(
+            f"{name} must be RGB, (N, 3, H, W), got {images.shape[1]} channels (shape {tuple(images.shape)})"
+        )
 
 
 def _statistics(mean: Sequence[float], std: Sequence[float], device: torch.device) -> Tuple[Tensor, Tensor]:

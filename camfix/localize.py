@@ -181,12 +181,15 @@ def saliency_maps(
             ``pip install "camfix[crf]"``.
         crf_params: :class:`camfix.crf.DenseCRFParams`; ``None`` for its defaults.
         crf_workers: processes refining the batch in parallel; ``None`` for one per usable CPU (at most ``N``).
-        crf_threshold: the CRF's operating point on the PaS map, in ``(0, 1)``; ``None`` for 0.5
-            (:func:`camfix.crf.saliency_scores`). Choose it on held-out data; :func:`localize` uses ``theta_loc``.
+        crf_threshold: the CRF's operating point on the PaS map, in ``(0, 1)``; ``None`` for 0.5, the CRF's own
+            default (:func:`camfix.crf.saliency_scores`). Choose it on held-out data; :func:`localize` passes its
+            ``theta_loc`` here.
         crf_alpha: PSA's power unary instead of ``crf_threshold``, ``> 0``.
 
     Returns:
-        float32 ``(N, H, W)`` in ``[0, 1]`` on the device of ``maps`` (float64 stays float64 without the CRF).
+        ``(N, H, W)`` in ``[0, 1]`` on the device of ``maps``: the dtype of ``maps`` without the CRF, float32 with
+        it. ``saliency_maps(class_maps(...).maps, pct, crf_images=rgb, crf_threshold=theta_loc)`` is what
+        :func:`localize` with ``crf=True`` thresholds at 0.5.
     """
     check_number("pct", pct, 0.0, 100.0)
     crf_settings = None
@@ -195,8 +198,11 @@ def saliency_maps(
         crf_settings = _check_crf(
             crf_images, tuple(maps.shape), crf_params, crf_workers, _crf_operating_point(crf_threshold, crf_alpha, 0.5)
         )
-    elif (crf_params, crf_workers, crf_threshold, crf_alpha) != (None, None, None, None):
-        raise ValueError("crf_params, crf_workers, crf_threshold and crf_alpha need crf_images= (the CRF's RGB images)")
+    else:
+        _refuse_unused_crf_arguments(
+            "crf_images= (the CRF's RGB images)",
+            crf_params=crf_params, crf_workers=crf_workers, crf_threshold=crf_threshold, crf_alpha=crf_alpha,
+        )
     return _saliency_maps(maps, pct, crf_settings)
 
 
@@ -290,9 +296,18 @@ def localize(
                 f"the CRF compares colours: images must have 3 channels to be un-normalised with mean and std, "
                 f"got {images.shape[1]}; or pass crf_images= (N, 3, H, W) uint8 RGB"
             )
-        crf_settings = _check_crf(crf_images, (images.shape[0], *request.size), crf_params, crf_workers, operating_point)
-    elif crf_workers is not None:
-        check_int("crf_workers", crf_workers, 1)
+        if crf_images is None and request.size != tuple(images.shape[-2:]):
+            raise ValueError(
+                f"with crf=True and image_size={request.size} (not the size of images, {tuple(images.shape[-2:])}), "
+                "the CRF needs RGB images at image_size: pass crf_images= (N, 3, *image_size) uint8 RGB"
+            )
+        expected = (images.shape[0], *request.size)
+        crf_settings = _check_crf(crf_images, expected, crf_params, crf_workers, operating_point)
+    else:
+        _refuse_unused_crf_arguments(
+            "crf=True", crf_images=crf_images, crf_params=crf_params, crf_workers=crf_workers,
+            crf_threshold=crf_threshold, crf_alpha=crf_alpha,
+        )  # fmt: skip
 
     result = _class_maps(model, images, request)
     with torch.no_grad():
@@ -376,6 +391,13 @@ def _saliency_maps(maps: Tensor, pct: float, crf: Optional[_CrfSettings]) -> Ten
     from .crf import refine_saliency_batch
 
     return refine_saliency_batch(crf.images, pas, crf.params, workers=crf.workers, **crf.operating_point)
+
+
+def _refuse_unused_crf_arguments(needed: str, **arguments: object) -> None:
+    """CRF arguments given where no CRF runs are a mistake of the caller's, not something to ignore silently."""
+    given = [name for name, value in arguments.items() if value is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} set the dense CRF, which runs only with {needed}; got no CRF")
 
 
 def _check_crf(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from ._validation import check_int
+
 __all__ = ["usable_cpus", "worker_count"]
 
 
@@ -21,6 +23,16 @@ def usable_cpus() -> int:
 
 
 def worker_count(workers: Optional[int], tasks: int) -> int:
-    """The workers to start for ``tasks`` independent tasks: ``workers`` (a checked int ``>= 1``), or
-    :func:`usable_cpus` when ``None``; never more than ``tasks``, never fewer than 1."""
+    """The workers to start for ``tasks`` independent tasks.
+
+    Args:
+        workers: an int ``>= 1``, or ``None`` for :func:`usable_cpus`.
+        tasks: an int ``>= 0``, the number of independent tasks.
+
+    Returns:
+        ``min(workers, tasks)``, at least 1 (an empty batch still gets one worker, with nothing to do).
+    """
+    if workers is not None:
+        check_int("workers", workers, 1)
+    check_int("tasks", tasks, 0)
     return max(1, min(usable_cpus() if workers is None else workers, tasks))

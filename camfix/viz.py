@@ -8,8 +8,8 @@ Conventions:
 
 - An image is RGB: a numpy array ``(H, W, 3)`` or a tensor ``(3, H, W)`` (the layouts of OpenCV/PIL and of a
   torch model's input), or grayscale ``(H, W)`` (numpy or tensor) or ``(1, H, W)`` (tensor), repeated to three
-  channels. uint8 in ``[0, 255]`` or floating point in ``[0, 1]`` (un-normalised: undo the model's mean/std
-  first).
+  channels. uint8 in ``[0, 255]`` or floating point in ``[0, 1]`` (un-normalised: a model's input goes through
+  :func:`camfix.denormalize_images` first).
 - A saliency map is ``(H, W)`` floating point in ``[0, 1]``, e.g. a row of ``camfix.localize(...).maps``.
 - Boxes are camfix's inclusive ``(x0, y0, x1, y1)`` integer pixel indices (:mod:`camfix.boxes`); the sentinel
   :data:`~camfix.boxes.NO_BOX` ``(-1, -1, -1, -1)`` (no box) is skipped.

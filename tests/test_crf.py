@@ -544,3 +544,18 @@ def test_iterations_beyond_the_bound_are_refused(iterations: int) -> None:
     with pytest.raises(ValueError, match=r"^iterations"):
         DenseCRFParams(iterations=iterations)
     assert DenseCRFParams(iterations=MAX_CRF_ITERATIONS).iterations == MAX_CRF_ITERATIONS
+
+
+def test_threshold_remap_is_the_piecewise_linear_formula_bit_for_bit() -> None:
+    """The remap is computed without the division that overflows for a subnormal threshold; for every other
+    threshold it equals ``np.where(s <= t, 0.5 s / t, 0.5 + 0.5 (s - t) / (1 - t))`` exactly, float32 output."""
+    rng = np.random.default_rng(7)
+    for threshold in [*rng.random(50), 1e-12, 0.5 - 1e-16, 0.999999]:
+        edges = [0.0, 1.0, threshold, np.nextafter(threshold, 0), np.nextafter(threshold, 1)]
+        values = np.concatenate([rng.random(2000), edges])
+        expected = np.where(
+            values <= threshold, 0.5 * values / threshold, 0.5 + 0.5 * (values - threshold) / (1.0 - threshold)
+        )
+        scores = saliency_scores(torch.from_numpy(values)[None], threshold=float(threshold)).numpy()
+        assert np.array_equal(scores[1, 0], expected.astype(np.float32)), threshold
+        assert np.array_equal(scores[0, 0], (1.0 - expected).astype(np.float32)), threshold

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+import camfix
 from camfix import cli_support
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -455,9 +456,15 @@ def test_evaluate_checkpoint_of_another_architecture(data: Path, trained: Path, 
     assert not (tmp_path / "metrics.json").exists()
 
 
-def test_paper_maps_against_float64_pipeline() -> None:
+def test_paper_maps_against_float64_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
     """CAM of the top-1 class with NWC (positive weights only), bicubic to the image size, min-max, then divided by
-    the 98th percentile and clipped: recomputed here in float64 from the model's features and classifier."""
+    the 98th percentile and clipped: recomputed here in float64 from the model's features and classifier. The
+    recipe calls camfix's stages, never ``localize`` followed by steps it already did."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the recipe called camfix.localize")
+
+    monkeypatch.setattr(camfix, "localize", refuse)
     model = checkpoints.build_model("seresnet_small", 3, "tap", 0.05).eval()
     images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
     maps, classes, logits = evaluation.paper_maps(

@@ -23,3 +23,10 @@ def test_worker_count_defaults_to_the_usable_cpus() -> None:
     assert worker_count(None, 10_000) == usable_cpus()
     assert worker_count(None, 1) == 1
     assert worker_count(None, 0) == 1  # an empty batch still gets one worker, which has nothing to do
+
+
+@pytest.mark.parametrize("workers, tasks, error", [(0, 5, ValueError), (-3, 5, ValueError), (2.5, 5, TypeError),
+                                                   (True, 5, TypeError), (2, -1, ValueError), (None, 1.0, TypeError)])
+def test_worker_count_names_bad_arguments(workers: object, tasks: object, error: type) -> None:
+    with pytest.raises(error, match="workers|tasks"):
+        worker_count(workers, tasks)  # type: ignore[arg-type]

@@ -131,8 +131,8 @@ def test_class_maps_refuses_bad_arguments_before_the_forward_pass(model: Countin
     "kwargs, error, message",
     [
         ({"pct": 101}, ValueError, "pct must be in [0, 100]"),
-        ({"crf_threshold": 0.4}, ValueError, "need crf_images="),
-        ({"crf_workers": 2}, ValueError, "need crf_images="),
+        ({"crf_threshold": 0.4}, ValueError, "crf_threshold set the dense CRF, which runs only with crf_images="),
+        ({"crf_workers": 2, "crf_alpha": 4.0}, ValueError, "crf_workers, crf_alpha set the dense CRF"),
         ({"crf_images": torch.zeros(3, 3, 96, 64)}, TypeError, "crf_images must have dtype torch.uint8"),
         ({"crf_images": torch.zeros(2, 3, 96, 64, dtype=torch.uint8)}, ValueError, "crf_images must be uint8 RGB of shape (3, 3, 96, 64)"),
         ({"crf_images": torch.zeros(3, 3, 96, 64, dtype=torch.uint8), "crf_threshold": 1.0}, ValueError, "crf_threshold must be in (0, 1)"),
@@ -156,8 +156,9 @@ def test_saliency_maps_names_bad_maps() -> None:
         saliency_maps("maps")  # type: ignore[arg-type]
 
 
-def test_the_demo_and_the_recipe_call_the_stages_not_localize(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No caller runs localize and then redoes its steps: the demo's maps come from class_maps."""
+def test_the_demo_calls_the_stages_not_localize(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No caller runs localize and then redoes its steps: the demo's maps come from class_maps (the recipe's
+    ``paper_maps`` is checked the same way in test_imagenet_example.py)."""
     from camfix.demo import ablation
 
     def refuse(*args: object, **kwargs: object) -> None:
@@ -202,3 +203,35 @@ def test_class_maps_refuse_non_finite_images_before_the_forward_pass(model: Coun
     with pytest.raises(ValueError, match="images must be finite"):
         class_maps(model, bad)
     assert model.calls == 0
+
+
+def test_localize_with_crf_at_another_image_size_needs_crf_images_before_the_forward_pass(model: CountingResNet) -> None:
+    pytest.importorskip("pydensecrf.densecrf")
+    with pytest.raises(ValueError, match=r"image_size=\(48, 32\) .* pass crf_images="):
+        localize(model, IMAGES, crf=True, image_size=(48, 32))
+    assert model.calls == 0
+    rgb = torch.randint(0, 256, (3, 3, 48, 32), dtype=torch.uint8)
+    result = localize(model, IMAGES, crf=True, image_size=(48, 32), crf_images=rgb, crf_workers=1)
+    assert result.maps.shape == (3, 48, 32) and model.calls == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float64])
+def test_saliency_maps_keep_the_dtype_without_the_crf_and_give_float32_with_it(dtype: torch.dtype) -> None:
+    maps = torch.rand(1, 24, 20, dtype=dtype)
+    assert saliency_maps(maps).dtype == dtype
+    pytest.importorskip("pydensecrf.densecrf")
+    from camfix.crf import DenseCRFParams
+
+    rgb = torch.randint(0, 256, (1, 3, 24, 20), dtype=torch.uint8)
+    refined = saliency_maps(maps, crf_images=rgb, crf_params=DenseCRFParams(iterations=2), crf_workers=1)
+    assert refined.dtype == torch.float32 and refined.shape == (1, 24, 20)
+    assert float(refined.min()) >= 0.0 and float(refined.max()) <= 1.0
+
+
+def test_class_maps_of_a_float16_model() -> None:
+    torch.manual_seed(0)
+    model = CountingResNet().eval()
+    reference = class_maps(model, IMAGES)
+    half = class_maps(model.half(), IMAGES.half())
+    assert half.maps.dtype == torch.float32 and half.logits.dtype == torch.float16
+    assert float((half.maps - reference.maps).abs().mean()) < 0.05
