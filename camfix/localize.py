@@ -14,7 +14,7 @@ thresholds itself, an ablation) calls the stages; it never has to redo work that
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -316,10 +316,7 @@ def localize(
             thresholds = percentile_threshold(maps, theta_loc, pct)
         else:
             if crf_settings.images is None:
-                crf_settings = _CrfSettings(
-                    denormalize_images(images, mean, std), crf_settings.params, crf_settings.workers,
-                    crf_settings.operating_point,
-                )  # fmt: skip
+                crf_settings = replace(crf_settings, images=denormalize_images(images, mean, std))
             maps = _saliency_maps(result.maps, pct, crf_settings)
             thresholds = torch.full((maps.shape[0],), 0.5, dtype=maps.dtype, device=maps.device)
         masks = maps > thresholds[:, None, None]
