@@ -37,7 +37,7 @@ def normalize_images(
     check_tensor("images", images, 4, shape_hint="(N, 3, H, W)", floating=False)
     check_dtype("images", images, torch.uint8)
     _check_rgb("images", images)
-    scale, shift = _statistics(mean, std, images.device)
+    scale, shift = _statistics(*_check_statistics(mean, std), images.device)
     return images.float().div_(255).sub_(shift).div_(scale)
 
 
@@ -61,8 +61,14 @@ def denormalize_images(
     check_tensor("images", images, 4, shape_hint="(N, 3, H, W)")
     _check_rgb("images", images)
     check_finite("images", images)
+    return _denormalize(images, *_check_statistics(mean, std))
+
+
+def _denormalize(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """:func:`denormalize_images` of arguments the caller has checked already (:func:`camfix.localize` checks
+    ``mean`` and ``std`` before its forward pass, and its images are finite), without checking them again."""
     scale, shift = _statistics(mean, std, images.device)
-    return _to_uint8(images, scale, shift)
+    return (images.float() * scale + shift).mul_(255).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def _check_rgb(name: str, images: Tensor) -> None:
@@ -72,15 +78,14 @@ def _check_rgb(name: str, images: Tensor) -> None:
         )
 
 
+def _check_statistics(mean: object, std: object) -> Tuple[Tuple[float, float, float], Tuple[float, float, float]]:
+    return check_channel_statistics("mean", mean), check_channel_statistics("std", std, positive=True)
+
+
 def _statistics(mean: Sequence[float], std: Sequence[float], device: torch.device) -> Tuple[Tensor, Tensor]:
-    """``(std, mean)`` checked, as float32 ``(1, 3, 1, 1)`` tensors on ``device``."""
-    mean = check_channel_statistics("mean", mean)
-    std = check_channel_statistics("std", std, positive=True)
+    """``(std, mean)`` as float32 ``(1, 3, 1, 1)`` tensors on ``device``."""
     return (
         torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1),
         torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1),
     )
 
-
-def _to_uint8(images: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
-    return (images.float() * scale + shift).mul_(255).round_().clamp_(0, 255).to(torch.uint8)

@@ -34,7 +34,7 @@ from ._validation import (
 )
 from .adapters import Classifier, FeatureCapture, FeatureSource, classifier_weight, resolve_feature_source
 from .boxes import mask_to_box
-from .images import IMAGENET_MEAN, IMAGENET_STD, denormalize_images
+from .images import IMAGENET_MEAN, IMAGENET_STD, _denormalize
 from .maps import INTERPOLATION_MODES, cam, normalize_maps, resize_maps
 from .thresholds import DEFAULT_PCT, DEFAULT_THETA_LOC, percentile_normalize, percentile_threshold
 
@@ -316,7 +316,7 @@ def localize(
             thresholds = percentile_threshold(maps, theta_loc, pct)
         else:
             if crf_settings.images is None:
-                crf_settings = replace(crf_settings, images=denormalize_images(images, mean, std))
+                crf_settings = replace(crf_settings, images=_denormalize(images, mean, std))
             maps = _saliency_maps(result.maps, pct, crf_settings)
             thresholds = torch.full((maps.shape[0],), 0.5, dtype=maps.dtype, device=maps.device)
         masks = maps > thresholds[:, None, None]
