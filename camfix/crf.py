@@ -37,7 +37,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import repeat
 from types import ModuleType
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -177,6 +177,15 @@ def _dense_crf_numpy(image: np.ndarray, probs: np.ndarray, params: DenseCRFParam
 
     Returns the refined probabilities, float32 ``(K, H, W)``. Module level, so that worker processes can run it.
     """
+    num_classes, height, width = probs.shape
+    crf = _new_crf(image, probs, params)
+    refined = np.asarray(crf.inference(params.iterations), dtype=np.float32)
+    return refined.reshape(num_classes, height, width)
+
+
+def _new_crf(image: np.ndarray, probs: np.ndarray, params: DenseCRFParams) -> Any:
+    """A pydensecrf ``DenseCRF2D`` of ``image`` (uint8 ``(H, W, 3)``) with the unary of ``probs`` ``(K, H, W)`` and
+    the pairwise kernels of ``params``."""
     densecrf = load_pydensecrf()
     num_classes, height, width = probs.shape
     crf = densecrf.DenseCRF2D(width, height, num_classes)
@@ -188,8 +197,7 @@ def _dense_crf_numpy(image: np.ndarray, probs: np.ndarray, params: DenseCRFParam
         crf.addPairwiseBilateral(
             sxy=params.bilateral_sxy, srgb=params.bilateral_srgb, rgbim=image, compat=params.bilateral_compat
         )
-    refined = np.asarray(crf.inference(params.iterations), dtype=np.float32)
-    return refined.reshape(num_classes, height, width)
+    return crf
 
 
 def _dense_crf_sweep_numpy(image: np.ndarray, scores: np.ndarray, params: DenseCRFParams) -> np.ndarray:
@@ -199,16 +207,8 @@ def _dense_crf_sweep_numpy(image: np.ndarray, scores: np.ndarray, params: DenseC
     each unary: pydensecrf's ``inference`` starts from ``softmax(-U)`` every time, so each result is exactly the
     one :func:`_dense_crf_numpy` gives for that unary alone.
     """
-    densecrf = load_pydensecrf()
-    count, num_classes, height, width = scores.shape
-    crf = densecrf.DenseCRF2D(width, height, num_classes)
-    crf.setUnaryEnergy(_unary_energy(scores[0], params))
-    if params.gaussian_compat > 0:
-        crf.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_compat)
-    if params.bilateral_compat > 0:
-        crf.addPairwiseBilateral(
-            sxy=params.bilateral_sxy, srgb=params.bilateral_srgb, rgbim=image, compat=params.bilateral_compat
-        )
+    count, height, width = scores.shape[0], scores.shape[2], scores.shape[3]
+    crf = _new_crf(image, scores[0], params)
     refined = np.empty((count, height, width), dtype=np.float32)
     for index in range(count):
         if index:
@@ -315,7 +315,7 @@ def _refine_all(
     elif not isinstance(params, DenseCRFParams):
         raise TypeError(f"params must be a DenseCRFParams or None, got {type(params).__name__}")
     count = images.shape[0]
-    workers = worker_count(None if workers is None else check_int("workers", workers, 1), count)
+    workers = worker_count(workers, count)
     load_pydensecrf()
     # pydensecrf's inference holds the GIL (it has no nogil sections), so threads would run one at a time.
     if workers == 1:
@@ -331,19 +331,20 @@ DEFAULT_SALIENCY_THRESHOLD = 0.5
 
 
 def _check_operating_point(
-    threshold: Optional[float], alpha: Optional[float]
+    threshold: Optional[float], alpha: Optional[float], prefix: str = ""
 ) -> Tuple[Optional[float], Optional[float]]:
-    """Validate ``threshold`` / ``alpha`` (at most one given); return both, the default threshold filled in."""
+    """Validate ``threshold`` / ``alpha`` (at most one given; the caller named them ``{prefix}threshold`` and
+    ``{prefix}alpha``); return both, the default threshold filled in."""
     if threshold is not None and alpha is not None:
         raise ValueError(
-            f"give threshold or alpha, not both (got threshold={threshold!r}, alpha={alpha!r}): each sets the "
-            "operating point of the saliency unary"
+            f"give {prefix}threshold or {prefix}alpha, not both (got {prefix}threshold={threshold!r}, "
+            f"{prefix}alpha={alpha!r}): each sets the operating point of the saliency unary"
         )
     if alpha is not None:
-        return None, check_number("alpha", alpha, 0.0, float("inf"), low_inclusive=False, high_inclusive=False)
+        return None, check_number(f"{prefix}alpha", alpha, 0.0, float("inf"), low_inclusive=False, high_inclusive=False)
     if threshold is None:
         return DEFAULT_SALIENCY_THRESHOLD, None
-    return check_number("threshold", threshold, 0.0, 1.0, low_inclusive=False, high_inclusive=False), None
+    return check_number(f"{prefix}threshold", threshold, 0.0, 1.0, low_inclusive=False, high_inclusive=False), None
 
 
 def alpha_boundary(alpha: float) -> float:
@@ -437,10 +438,17 @@ def _saliency_inputs(
     threshold, alpha = _check_operating_point(threshold, alpha)
     image_name = "images" if batched else "image"
     image_shape = _image_shape(image_name, images, batched)
+    saliency, foreground = _foreground(image_name, image_shape, saliency, batched)
+    return _images_to_numpy(images), _scores_numpy(foreground, threshold, alpha), saliency
+
+
+def _foreground(
+    image_name: str, image_shape: Tuple[int, int, int], saliency: object, batched: bool
+) -> Tuple[Tensor, np.ndarray]:
+    """``saliency`` checked against the images' ``(N, H, W)``, and its values as float64 ``(N, H, W)``."""
     saliency = _check_probability_map("saliency", saliency, 3 if batched else 2, "(N, H, W)" if batched else "(H, W)")
     _check_sizes(image_name, image_shape, "saliency", saliency, batched)
-    foreground = saliency.detach().to(torch.float64).cpu().numpy().reshape(-1, *saliency.shape[-2:])
-    return _images_to_numpy(images), _scores_numpy(foreground, threshold, alpha), saliency
+    return saliency, saliency.detach().to(torch.float64).cpu().numpy().reshape(-1, *saliency.shape[-2:])
 
 
 def _class_inputs(images: object, probs: object, batched: bool) -> Tuple[np.ndarray, np.ndarray, Tensor]:
@@ -640,13 +648,14 @@ def refine_saliency_sweep(
     else:
         maps = [saliency]
     lists = _threshold_lists(thresholds, len(maps))
+    image_shape = _image_shape("images", images, True)
     per_map = []
     for points, one in zip(lists, maps):
-        images_np, scores, checked = _saliency_inputs(images, one, True, points[0], None)
-        foreground = checked.detach().to(torch.float64).cpu().numpy().reshape(-1, *checked.shape[-2:])
-        per_map += [scores] + [_scores_numpy(foreground, point, None) for point in points[1:]]
+        foreground = _foreground("images", image_shape, one, True)[1]
+        per_map += [_scores_numpy(foreground, point, None) for point in points]
     # (N, R * T, 2, H, W): every map and operating point of an image goes to the same worker, which builds the
     # image's kernels once.
+    images_np = _images_to_numpy(images)
     refined = _refine_all(images_np, np.stack(per_map, axis=1), params, workers, _dense_crf_sweep_numpy)
     count, height, width = refined.shape[0], refined.shape[-2], refined.shape[-1]
     refined = refined.reshape(count, len(maps), len(lists[0]), height, width).transpose(1, 2, 0, 3, 4)

@@ -13,7 +13,6 @@ thresholds itself, an ablation) calls the stages; it never has to redo work that
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Dict, Optional, Sequence, Tuple, Union
 
@@ -22,7 +21,6 @@ from torch import Tensor, nn
 
 from ._validation import (
     check_bool,
-    check_channel_statistics,
     check_classes,
     check_dtype,
     check_finite,
@@ -34,7 +32,7 @@ from ._validation import (
 )
 from .adapters import Classifier, FeatureCapture, FeatureSource, classifier_weight, resolve_feature_source
 from .boxes import mask_to_box
-from .images import IMAGENET_MEAN, IMAGENET_STD, _denormalize
+from .images import IMAGENET_MEAN, IMAGENET_STD, _check_statistics, _denormalize
 from .maps import INTERPOLATION_MODES, cam, normalize_maps, resize_maps
 from .thresholds import DEFAULT_PCT, DEFAULT_THETA_LOC, percentile_normalize, percentile_threshold
 
@@ -102,7 +100,7 @@ class _CrfSettings:
     images: Optional[Tensor]
     params: Optional["DenseCRFParams"]
     workers: Optional[int]
-    operating_point: Dict[str, float]
+    operating_point: Dict[str, float]  # {"threshold": t} or {"alpha": a}, the keyword of the CRF's functions
 
 
 def class_maps(
@@ -195,9 +193,7 @@ def saliency_maps(
     crf_settings = None
     if crf_images is not None:
         check_tensor("maps", maps, 3, shape_hint="(N, H, W)")
-        crf_settings = _check_crf(
-            crf_images, tuple(maps.shape), crf_params, crf_workers, _crf_operating_point(crf_threshold, crf_alpha, 0.5)
-        )
+        crf_settings = _check_crf(crf_images, tuple(maps.shape), crf_params, crf_workers, crf_threshold, crf_alpha)
     else:
         _refuse_unused_crf_arguments(
             "crf_images= (the CRF's RGB images)",
@@ -282,7 +278,7 @@ def localize(
     check_number("theta_loc", theta_loc, 0.0, 1.0)
     check_number("pct", pct, 0.0, 100.0)
     crf = check_bool("crf", crf)
-    mean, std = check_channel_statistics("mean", mean), check_channel_statistics("std", std, positive=True)
+    mean, std = _check_statistics(mean, std)
     crf_settings = None
     if crf:
         if crf_threshold is None and crf_alpha is None and not 0.0 < theta_loc < 1.0:
@@ -290,7 +286,8 @@ def localize(
                 f"with crf=True, theta_loc is the CRF's operating point and must be in (0, 1), got {theta_loc!r}; "
                 "or pass crf_threshold="
             )
-        operating_point = _crf_operating_point(crf_threshold, crf_alpha, theta_loc)
+        # theta_loc is the CRF's operating point unless crf_threshold or crf_alpha sets it.
+        threshold = theta_loc if crf_threshold is None and crf_alpha is None else crf_threshold
         if crf_images is None and images.shape[1] != 3:
             raise ValueError(
                 f"the CRF compares colours: images must have 3 channels to be un-normalised with mean and std, "
@@ -302,7 +299,7 @@ def localize(
                 "the CRF needs RGB images at image_size: pass crf_images= (N, 3, *image_size) uint8 RGB"
             )
         expected = (images.shape[0], *request.size)
-        crf_settings = _check_crf(crf_images, expected, crf_params, crf_workers, operating_point)
+        crf_settings = _check_crf(crf_images, expected, crf_params, crf_workers, threshold, crf_alpha)
     else:
         _refuse_unused_crf_arguments(
             "crf=True", crf_images=crf_images, crf_params=crf_params, crf_workers=crf_workers,
@@ -402,11 +399,12 @@ def _check_crf(
     expected: Tuple[int, ...],
     params: Optional["DenseCRFParams"],
     workers: Optional[int],
-    operating_point: Dict[str, float],
+    threshold: Optional[float],
+    alpha: Optional[float],
 ) -> _CrfSettings:
     """The CRF's arguments, checked before any work: pydensecrf importable, ``images`` (``crf_images``) uint8
     RGB ``(N, 3, H, W)`` for ``expected = (N, H, W)``, or ``None``."""
-    from .crf import DenseCRFParams, load_pydensecrf
+    from .crf import DenseCRFParams, _check_operating_point, load_pydensecrf
 
     load_pydensecrf()  # a missing optional dependency fails now, not after the forward pass
     if params is not None and not isinstance(params, DenseCRFParams):
@@ -422,16 +420,5 @@ def _check_crf(
                 f"crf_images must be uint8 RGB of shape {shape} (the batch of images at the maps' size), "
                 f"got {tuple(images.shape)}"
             )
-    return _CrfSettings(images, params, workers, operating_point)
-
-
-def _crf_operating_point(threshold: Optional[float], alpha: Optional[float], default: float) -> Dict[str, float]:
-    """The keyword (``threshold`` or ``alpha``) that sets the CRF's operating point: ``crf_alpha``, else
-    ``crf_threshold``, else ``default``."""
-    if alpha is not None:
-        if threshold is not None:
-            raise ValueError("give crf_threshold or crf_alpha, not both: each sets the CRF's operating point")
-        return {"alpha": check_number("crf_alpha", alpha, 0.0, math.inf, low_inclusive=False, high_inclusive=False)}
-    if threshold is None:
-        return {"threshold": default}
-    return {"threshold": check_number("crf_threshold", threshold, 0.0, 1.0, low_inclusive=False, high_inclusive=False)}
+    threshold, alpha = _check_operating_point(threshold, alpha, prefix="crf_")
+    return _CrfSettings(images, params, workers, {"threshold": threshold} if alpha is None else {"alpha": alpha})
