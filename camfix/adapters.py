@@ -310,12 +310,12 @@ class FeatureCapture:
                 "(N, C, h, w) feature map to build a class activation map from; pass feature_layer= or pool_layer="
             )
         module, features, role = self._candidate
-        name = _module_names(self._model).get(id(module), type(module).__name__)  # type: ignore[arg-type]
         flat = received.flatten(1)
-        for transform, label in ((None, ""), (torch.relu, "ReLU of ")):
+        for transform in (None, torch.relu):  # the ReLU only when the features themselves do not match
             candidate = features if transform is None else transform(features)
             if flat.shape == candidate.shape[:2] and _close(candidate.mean(dim=(2, 3)), flat):
                 return candidate
+        name = _module_names(self._model).get(id(module), type(module).__name__)  # type: ignore[arg-type]
         raise ValueError(
             f"no class activation map: the classifier's input {tuple(received.shape)} is not the global average "
             f"of the last 4-D activation before it (the {role} of {name}, {tuple(features.shape)}), nor of its "

@@ -37,8 +37,6 @@
 
 #include "_kernels.h"
 
-enum { OK = CAMFIX_OK, ERR_ALLOC = CAMFIX_ERR_ALLOC, ERR_ARGS = CAMFIX_ERR_ARGS, ERR_VALUES = CAMFIX_ERR_VALUES };
-enum { MAX_LEVELS = CAMFIX_MAX_LEVELS };
 
 typedef struct {
     int32_t x0, y0, x1, y1, first, area2, euler4, size, record, stamp, exterior;
@@ -164,7 +162,7 @@ static inline int32_t find_root(int32_t *parent, int32_t s) {
 /* Room for `count` more pixels: each may open a slot, and every live slot may be dirty and write a record. */
 static int reserve(Sweep *sw, int32_t count) {
     const int64_t need = (int64_t)sw->n_records + sw->n_slots + count;
-    if (need <= sw->capacity) return OK;
+    if (need <= sw->capacity) return CAMFIX_OK;
     int64_t capacity = sw->capacity;
     while (capacity < need) capacity *= 2;
     Slot *slots = (Slot *)realloc(sw->slots, sizeof(Slot) * (size_t)capacity);
@@ -175,9 +173,9 @@ static int reserve(Sweep *sw, int32_t count) {
     if (records) sw->records = records;
     int32_t *dirty = (int32_t *)realloc(sw->dirty, sizeof(int32_t) * (size_t)capacity);
     if (dirty) sw->dirty = dirty;
-    if (!slots || !parent || !records || !dirty) return ERR_ALLOC;
+    if (!slots || !parent || !records || !dirty) return CAMFIX_ERR_ALLOC;
     sw->capacity = (int32_t)capacity;
-    return OK;
+    return CAMFIX_OK;
 }
 
 /* A component changes at key m: its current record stops being valid below key m + 1. */
@@ -321,7 +319,7 @@ static int sweep(Workspace *ws, int32_t max_key, int eight, int exterior, Sweep 
     int32_t *parent = sw->parent;
     for (int32_t m = max_key; m >= 1; --m) {
         const int32_t end = block_hi[m];
-        if (reserve(sw, end - block_lo[m]) != OK) return ERR_ALLOC;
+        if (reserve(sw, end - block_lo[m]) != CAMFIX_OK) return CAMFIX_ERR_ALLOC;
         parent = sw->parent;
         for (int32_t cursor = block_lo[m]; cursor < end; ++cursor) {
             const int32_t p = order[cursor], y = rows[cursor], x = p - y * pw;
@@ -365,7 +363,7 @@ static int sweep(Workspace *ws, int32_t max_key, int eight, int exterior, Sweep 
         }
         sw->n_dirty = 0;
     }
-    return OK;
+    return CAMFIX_OK;
 }
 
 static void sweep_free(Sweep *sw) {
@@ -434,7 +432,7 @@ static int level_box_ious(Workspace *ws, int32_t height, int32_t width, int32_t 
         ws->block_hi[m] = ws->level_end[m];
     }
     int status = sweep(ws, n_levels, 1, 0, fg);
-    if (status != OK) return status;
+    if (status != CAMFIX_OK) return status;
 
     const double empty_iou = reference ? best_iou(0, 0, 0, 0, gt, n_gt) : 0.0;
     int32_t *best_record = ws->best_record;
@@ -513,7 +511,7 @@ static int level_box_ious(Workspace *ws, int32_t height, int32_t width, int32_t 
         }
         neighbour_masks(ws, 1);
         status = sweep(ws, n_levels, 0, 1, bg);
-        if (status != OK) return status;
+        if (status != CAMFIX_OK) return status;
     }
     if (want_multi) {
         /* Holes: key m is threshold n_levels - m; the hole contour runs through the pixels around the hole. */
@@ -528,7 +526,7 @@ static int level_box_ious(Workspace *ws, int32_t height, int32_t width, int32_t 
         }
         for (int32_t j = 0; j < n_levels; ++j) if (iou_multi[j] < 0) iou_multi[j] = empty_iou;
     }
-    return OK;
+    return CAMFIX_OK;
 }
 
 static void workspace_free(Workspace *ws) {
@@ -546,7 +544,7 @@ static int sweep_alloc(Sweep *sw) {
     sw->parent = (int32_t *)malloc(sizeof(int32_t) * (size_t)sw->capacity);
     sw->records = (Record *)malloc(sizeof(Record) * (size_t)sw->capacity);
     sw->dirty = (int32_t *)malloc(sizeof(int32_t) * (size_t)sw->capacity);
-    return sw->slots && sw->parent && sw->records && sw->dirty ? OK : ERR_ALLOC;
+    return sw->slots && sw->parent && sw->records && sw->dirty ? CAMFIX_OK : CAMFIX_ERR_ALLOC;
 }
 
 static int workspace_alloc(Workspace *ws, int32_t height, int32_t width, int32_t max_levels) {
@@ -570,19 +568,19 @@ static int workspace_alloc(Workspace *ws, int32_t height, int32_t width, int32_t
     ws->level_single = (double *)malloc(sizeof(double) * levels);
     ws->level_multi = (double *)malloc(sizeof(double) * levels);
     ws->level_ambiguous = (uint8_t *)malloc(levels);
-    const int swept = sweep_alloc(&ws->fg) == OK && sweep_alloc(&ws->bg) == OK;
+    const int swept = sweep_alloc(&ws->fg) == CAMFIX_OK && sweep_alloc(&ws->bg) == CAMFIX_OK;
     if (!swept || !ws->keys || !ws->quantised || !ws->lab || !ws->order || !ws->rows || !ws->masks || !ws->level_end ||
         !ws->block_lo || !ws->block_hi ||
         !ws->histograms ||
         !ws->level_of_threshold || !ws->best_record || !ws->integer_thresholds || !ws->level_single ||
         !ws->level_multi || !ws->level_ambiguous)
-        return ERR_ALLOC;
-    return OK;
+        return CAMFIX_ERR_ALLOC;
+    return CAMFIX_OK;
 }
 
 /*
  * Level image of one map into ws->keys (padded, frame 0); returns the number of levels and fills
- * ws->level_of_threshold (threshold index -> level), or ERR_VALUES when a value is not in [0, 1] (checked here,
+ * ws->level_of_threshold (threshold index -> level), or CAMFIX_ERR_VALUES when a value is not in [0, 1] (checked here,
  * in the pass that reads every value anyway, rather than by the caller in one more pass).
  *
  * Reference mode: the map is quantised as numpy's (map * 255).astype(np.uint8) in float64, and threshold tau
@@ -602,7 +600,7 @@ static int32_t map_levels(Workspace *ws, const float *map32, const double *map64
     } else {
         for (int32_t i = 0; i < count; ++i) outside |= !(map32[i] >= 0.0f && map32[i] <= 1.0f);
     }
-    if (outside) return ERR_VALUES; /* before the conversions below, undefined outside [0, 1] */
+    if (outside) return CAMFIX_ERR_VALUES; /* before the conversions below, undefined outside [0, 1] */
     memset(keys, 0, sizeof(uint16_t) * (size_t)pw * (size_t)ws->ph);
     if (reference) {
         uint8_t *quantised = ws->quantised, top = 0;
@@ -646,10 +644,10 @@ static int32_t map_levels(Workspace *ws, const float *map32, const double *map64
  * Box IoUs of `count` maps at every threshold: per map i and threshold t, iou_single[i * n_thresholds + t] and
  * iou_multi[...] as level_box_ious describes, and ambiguous[...] = 1 where iou_single needs OpenCV.
  *
- * Returns OK, ERR_VALUES (a map value outside [0, 1] or NaN), ERR_ALLOC or ERR_ARGS.
+ * Returns CAMFIX_OK, CAMFIX_ERR_VALUES (a map value outside [0, 1] or NaN), CAMFIX_ERR_ALLOC or CAMFIX_ERR_ARGS.
  *
  * maps: (count, height, width) float32 (is_float64 == 0) or float64, values in [0, 1]. thresholds: strictly
- * increasing, in [0, 1]; in continuous mode at most MAX_LEVELS of them. gt: all maps' inclusive int64 boxes,
+ * increasing, in [0, 1]; in continuous mode at most CAMFIX_MAX_LEVELS of them. gt: all maps' inclusive int64 boxes,
  * map i's being rows gt_start[i] to gt_start[i + 1] - 1 (at least one). Called without the GIL (_kernels.c):
  * threads may run it on disjoint slices of a batch.
  */
@@ -657,15 +655,15 @@ int camfix_box_ious(const void *maps, int32_t is_float64, int32_t count, int32_t
                     const double *thresholds, int32_t n_thresholds, int32_t reference, const int64_t *gt,
                     const int64_t *gt_start, int32_t want_single, int32_t want_multi, double *iou_single,
                     double *iou_multi, uint8_t *ambiguous) {
-    if (count < 0 || height <= 0 || width <= 0 || n_thresholds <= 0) return ERR_ARGS;
-    if (!reference && n_thresholds > MAX_LEVELS) return ERR_ARGS;
-    if ((int64_t)(height + 2) * (width + 2) > INT32_MAX / 2) return ERR_ARGS;
+    if (count < 0 || height <= 0 || width <= 0 || n_thresholds <= 0) return CAMFIX_ERR_ARGS;
+    if (!reference && n_thresholds > CAMFIX_MAX_LEVELS) return CAMFIX_ERR_ARGS;
+    if ((int64_t)(height + 2) * (width + 2) > INT32_MAX / 2) return CAMFIX_ERR_ARGS;
     Workspace ws;
     int status = workspace_alloc(&ws, height, width, n_thresholds);
     const size_t pixels = (size_t)height * (size_t)width;
-    for (int32_t i = 0; status == OK && i < count; ++i) {
+    for (int32_t i = 0; status == CAMFIX_OK && i < count; ++i) {
         const int64_t n_gt = gt_start[i + 1] - gt_start[i];
-        if (n_gt <= 0) { status = ERR_ARGS; break; }
+        if (n_gt <= 0) { status = CAMFIX_ERR_ARGS; break; }
         const float *map32 = is_float64 ? NULL : (const float *)maps + pixels * (size_t)i;
         const double *map64 = is_float64 ? (const double *)maps + pixels * (size_t)i : NULL;
         const int32_t n_levels = map_levels(&ws, map32, map64, height, width, thresholds, n_thresholds, reference);
@@ -673,7 +671,7 @@ int camfix_box_ious(const void *maps, int32_t is_float64, int32_t count, int32_t
         status = level_box_ious(&ws, height, width, n_levels, gt + 4 * gt_start[i], (int32_t)n_gt, reference,
                                 want_single, want_multi, ws.level_single, ws.level_multi, ws.level_ambiguous);
         const size_t row = (size_t)i * (size_t)n_thresholds;
-        for (int32_t t = 0; status == OK && t < n_thresholds; ++t) {
+        for (int32_t t = 0; status == CAMFIX_OK && t < n_thresholds; ++t) {
             const int32_t level = ws.level_of_threshold[t];
             if (want_single) {
                 iou_single[row + t] = ws.level_single[level];

@@ -16,7 +16,7 @@ import os
 import threading
 import warnings
 from types import ModuleType
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -27,6 +27,7 @@ __all__ = [
     "confusion",
     "MapValueError",
     "LabelValueError",
+    "named_by_check",
     "MAX_LEVELS",
     "FALLBACK_WARNING",
 ]
@@ -36,9 +37,6 @@ __all__ = [
 MAX_LEVELS = 65534
 #: The start of the one warning a process without the extension gets.
 FALLBACK_WARNING = "camfix.metrics: the compiled kernels are not installed"
-# The extension's status codes (_kernels.h).
-_ERR_ALLOC = -1
-_ERR_VALUES = -3
 
 _lock = threading.Lock()
 _kernels: Optional[ModuleType] = None
@@ -75,10 +73,18 @@ class LabelValueError(ValueError):
     """A label outside the classes: the caller finds it and says which (the kernel only notices)."""
 
 
-def _check(status: int, error: ValueError) -> None:
-    if status == _ERR_VALUES:
+def named_by_check(check: Callable[[], object], what: str) -> RuntimeError:
+    """After a kernel noticed ``what`` (a :class:`MapValueError` or :class:`LabelValueError`): run the Python
+    ``check``, which raises the error that names the bad value; should it find nothing, the error to raise."""
+    check()
+    return RuntimeError(f"camfix.metrics: a compiled kernel found {what} that the check did not")
+
+
+def _check(library: ModuleType, status: int, error: ValueError) -> None:
+    """Raise what the extension's status code (``_kernels.h``, exported by the module) says, if not 0."""
+    if status == library.ERR_VALUES:
         raise error
-    if status == _ERR_ALLOC:
+    if status == library.ERR_ALLOC:
         raise MemoryError("camfix.metrics: out of memory in a compiled kernel")
     if status != 0:
         raise RuntimeError(f"camfix.metrics: a compiled kernel rejected its arguments (status {status})")
@@ -121,7 +127,7 @@ def box_ious(
         maps, np.ascontiguousarray(thresholds, dtype=np.float64), boxes, box_start, reference, single, multi,
         iou_single, iou_multi, ambiguous,
     )  # fmt: skip
-    _check(status, MapValueError("a map value is outside [0, 1] or NaN"))
+    _check(library, status, MapValueError("a map value is outside [0, 1] or NaN"))
     return iou_single, iou_multi, ambiguous
 
 
@@ -156,7 +162,7 @@ def level_histograms(
     status = library.level_histograms(
         maps, masks, ignore, np.ascontiguousarray(edges, dtype=np.float64), strict, foreground, background
     )
-    _check(status, MapValueError("a map value is outside [0, 1] or NaN"))
+    _check(library, status, MapValueError("a map value is outside [0, 1] or NaN"))
     return foreground, background
 
 
@@ -171,5 +177,5 @@ def confusion(
     """
     matrix = np.zeros((classes, classes), dtype=np.int64)
     status = library.confusion(preds, targets, classes, ignore_index, matrix)
-    _check(status, LabelValueError("a label is outside the classes"))
+    _check(library, status, LabelValueError("a label is outside the classes"))
     return matrix

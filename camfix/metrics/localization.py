@@ -238,8 +238,7 @@ def _box_iou_curves(
     except _native.MapValueError:
         parts = []
     if not parts:
-        check_map_values("maps", maps)  # the sweep found a value outside [0, 1]: this names it
-        raise RuntimeError("camfix.metrics: the sweep found a map value outside [0, 1] that the check did not")
+        raise _native.named_by_check(lambda: check_map_values("maps", maps), "a map value outside [0, 1]")
     return BoxIoUCurves(
         single=torch.from_numpy(np.concatenate([part[0] for part in parts])) if single else None,
         multi=torch.from_numpy(np.concatenate([part[1] for part in parts])) if multi else None,

@@ -87,8 +87,7 @@ def _level_histograms(
         try:
             return _native.level_histograms(library, values, masks, ignore, edges, strict, per_image)
         except _native.MapValueError:
-            check_map_values("maps", maps)  # the kernel found a value outside [0, 1]: this names it
-            raise RuntimeError("camfix.metrics: the kernel found a map value outside [0, 1] that the check did not")
+            raise _native.named_by_check(lambda: check_map_values("maps", maps), "a map value outside [0, 1]")
     check_map_values("maps", maps)
     shape = (len(values) if per_image else 1, len(edges) + 1)
     foreground, background = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)

@@ -108,8 +108,9 @@ class MeanIoU(_Accumulator):
             try:
                 matrix = _native.confusion(library, pred_array, target_array, self.num_classes, self.ignore_index)
             except _native.LabelValueError:
-                self._counted_labels(preds, targets)  # the kernel found a label outside the classes: this names it
-                raise RuntimeError("camfix.metrics: the kernel found a label outside the classes the check did not")
+                raise _native.named_by_check(
+                    lambda: self._counted_labels(preds, targets), "a label outside the classes"
+                )
             self.confusion += torch.from_numpy(matrix)
             return
         pred, target, valid = self._counted_labels(preds, targets)
