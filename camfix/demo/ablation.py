@@ -37,7 +37,7 @@ has nothing to sweep, and those columns are left empty for the CRF rows.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -134,6 +134,11 @@ class Selection:
     candidates: np.ndarray
     iou: np.ndarray
     chosen: float
+
+    @classmethod
+    def best_of(cls, candidates: np.ndarray, iou: np.ndarray) -> "Selection":
+        """The selection of the candidate with the highest IoU (the first of equals)."""
+        return cls(candidates, iou, float(candidates[int(np.argmax(iou))]))
 
     @property
     def best_iou(self) -> float:
@@ -240,15 +245,19 @@ class _Maps:
         self.inputs = to_model_input(data.images)
         self.labels = torch.from_numpy(data.labels)
         self.batch_size = batch_size
-        self._cams: Dict[Tuple[str, bool], Tuple[Tensor, Tensor]] = {}
+        self._maps: Dict[Tuple[str, bool, bool], Tuple[Tensor, Tensor]] = {}
 
     def __call__(self, row: Row) -> Tuple[Tensor, Tensor]:
         """``(maps, top-1 predictions)`` of ``row`` without its CRF."""
-        key = (row.classifier, row.nwc)
-        if key not in self._cams:
-            self._cams[key] = _cam_maps(self.classifiers[row.classifier], self.inputs, self.labels, row.nwc, self.batch_size)
-        maps, predictions = self._cams[key]
-        return (camfix.saliency_maps(maps, PAS_PERCENTILE) if row.pas else maps), predictions
+        key = (row.classifier, row.nwc, row.pas)
+        if key not in self._maps:
+            if row.pas:
+                maps, predictions = self(replace(row, pas=False))
+                self._maps[key] = camfix.saliency_maps(maps, PAS_PERCENTILE), predictions
+            else:
+                model = self.classifiers[row.classifier]
+                self._maps[key] = _cam_maps(model, self.inputs, self.labels, row.nwc, self.batch_size)
+        return self._maps[key]
 
 
 def _iou_at(maps: Tensor, masks: Tensor, threshold: float) -> float:
@@ -263,7 +272,7 @@ def _select_threshold(maps: Tensor, data: SyntheticWSOL) -> Selection:
     metric.update(maps, torch.from_numpy(data.masks))
     result = metric.compute()
     candidates, iou = result.thresholds.astype(np.float64), result.curve.astype(np.float64)
-    return Selection(candidates, iou, float(candidates[int(np.argmax(iou))]))
+    return Selection.best_of(candidates, iou)
 
 
 def _select_crf(
@@ -296,7 +305,7 @@ def _select_crf(
     for results in tried:
         candidates = np.array(sorted(results), dtype=np.float64)
         iou = np.array([results[point] for point in sorted(results)], dtype=np.float64)
-        selections.append(Selection(candidates, iou, float(candidates[int(np.argmax(iou))])))
+        selections.append(Selection.best_of(candidates, iou))
     return selections
 
 
