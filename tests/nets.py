@@ -121,6 +121,22 @@ class TorchvisionResNet(nn.Module):
         return x
 
 
+class CountingResNet(TorchvisionResNet):
+    """A :class:`TorchvisionResNet` with 5 classes that counts its forward passes; ``signed_weights`` redraws the
+    classifier weight with both signs, so that NWC changes the maps."""
+
+    def __init__(self, signed_weights: bool = False) -> None:
+        super().__init__(num_classes=5)
+        self.calls = 0
+        if signed_weights:
+            with torch.no_grad():
+                self.fc.weight.copy_(torch.randn_like(self.fc.weight))
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.calls += 1
+        return super().forward(x)
+
+
 def torchvision_resnet_keys() -> List[str]:
     """state_dict keys of ``TorchvisionResNet()`` (one block per stage), written from torchvision's naming.
 

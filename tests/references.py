@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterable, List, Tuple
+from typing import Iterable, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -47,13 +47,35 @@ def component_box(pixels: List[Tuple[int, int]]) -> Box:
     return (min(xs), min(ys), max(xs), max(ys))
 
 
+def constant_tolerance(dtype: torch.dtype) -> float:
+    """The documented relative tolerance of a constant map: max(4 eps(dtype), 128 eps(float32))."""
+    return max(4 * torch.finfo(dtype).eps, 128 * torch.finfo(torch.float32).eps)
+
+
 def reference_is_constant(values: Iterable[float], dtype: torch.dtype) -> bool:
     """camfix's rule for a map that is constant up to float noise, from its documented definition in float64:
-    max - min <= max(4 eps(dtype), 128 eps(float32)) * max(|min|, |max|)."""
+    max - min <= constant_tolerance(dtype) * max(|min|, |max|)."""
     ordered = sorted(float(v) for v in values)
     low, high = ordered[0], ordered[-1]
-    tolerance = max(4 * torch.finfo(dtype).eps, 128 * torch.finfo(torch.float32).eps)
-    return high - low <= tolerance * max(abs(low), abs(high))
+    return high - low <= constant_tolerance(dtype) * max(abs(low), abs(high))
+
+
+def reference_outlines(
+    image: np.ndarray, boxes: Sequence[Sequence[int]], colour: Tuple[int, int, int], thickness: int
+) -> np.ndarray:
+    """The documented outline of ``draw_boxes``: a pixel of the box within ``thickness`` of its border, the image's
+    pixels only; ``NO_BOX`` draws nothing."""
+    out = image.copy()
+    height, width = image.shape[:2]
+    for x0, y0, x1, y1 in boxes:
+        if (x0, y0, x1, y1) == (-1, -1, -1, -1):
+            continue
+        for y in range(height):
+            for x in range(width):
+                inside = x0 <= x <= x1 and y0 <= y <= y1
+                if inside and min(x - x0, x1 - x, y - y0, y1 - y) < thickness:
+                    out[y, x] = colour
+    return out
 
 
 def reference_box(mask: np.ndarray) -> Box:

@@ -11,7 +11,6 @@ The promises (docs/errors.md):
 
 from __future__ import annotations
 
-import errno
 import importlib.util
 import os
 import subprocess
@@ -26,27 +25,16 @@ import numpy as np
 import pytest
 import torch
 
-from camfix import cli_support
 from camfix.cli_support import InputError, atomic_write, check_output_path, run_command
 from camfix.cli import main as camfix_main
 from camfix.metrics import cli as evaluate_cli
 from camfix.models import resnet50, seresnet_small
 
+from refusals import fill_the_disk, make_read_only
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGENET = ROOT / "examples" / "imagenet"
 IDS = ("val/img0.JPEG", "val/img1.JPEG", "val/img2.JPEG")
-
-
-def _read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
-    """Make ``folder`` look read-only to the checks (root may write anywhere, so chmod alone cannot show it)."""
-    real_access = os.access
-
-    def access(path: object, mode: int, *args: object, **kwargs: object) -> bool:
-        if Path(os.fspath(path)) == folder and mode & os.W_OK:  # type: ignore[arg-type]
-            return False
-        return real_access(path, mode, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(os, "access", access)
 
 
 def _one_error_line(err: str, prog: str, alone: bool = True) -> str:
@@ -217,7 +205,7 @@ def test_evaluate_json_in_a_read_only_folder(
     boxes: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (boxes / "locked").mkdir()
-    _read_only(monkeypatch, boxes / "locked")
+    make_read_only(monkeypatch, boxes / "locked")
     assert camfix_main(_evaluate_argv(boxes, "--json", str(boxes / "locked" / "sub" / "out.json"))) == 2
     captured = capsys.readouterr()
     assert "is not writable" in _one_error_line(captured.err, "camfix evaluate") and captured.out == ""
@@ -231,10 +219,7 @@ def test_evaluate_on_a_full_disk_leaves_the_old_json(
     assert camfix_main(_evaluate_argv(boxes, "--json", str(out))) == 0
     old = out.read_bytes()
 
-    def full_disk(descriptor: int) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(cli_support.os, "fsync", full_disk)
+    fill_the_disk(monkeypatch)
     assert camfix_main(_evaluate_argv(boxes, "--json", str(out), "--mode", "continuous")) == 2
     assert "No space left on device" in _one_error_line(capsys.readouterr().err, "camfix evaluate")
     assert out.read_bytes() == old and sorted(p.name for p in boxes.iterdir() if p.name.startswith(".")) == []
@@ -287,7 +272,7 @@ def test_check_output_path_refuses_without_creating(tmp_path: Path, monkeypatch:
     for call, error, message in refusals:
         with pytest.raises(error, match=message):
             call()
-    _read_only(monkeypatch, tmp_path)
+    make_read_only(monkeypatch, tmp_path)
     with pytest.raises(PermissionError, match=f"the folder '{tmp_path}' is not writable"):
         check_output_path("--out", tmp_path / "new" / "deeper", folder=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
@@ -428,11 +413,11 @@ def test_localize_folder_refuses_bad_input_in_one_line(
     assert not (photos / "out").exists() or not checked_before_work
 
 
-def test_localize_folder_out_read_only(
+def test_localize_folder_outmake_read_only(
     localize_folder: types.ModuleType, photos: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (photos / "locked").mkdir()
-    _read_only(monkeypatch, photos / "locked")
+    make_read_only(monkeypatch, photos / "locked")
     argv = ["--images", str(photos / "images"), "--out", str(photos / "locked" / "out"), "--size", "32",
             "--arch", "seresnet_small", "--num-classes", "4"]  # fmt: skip
     assert run_command("localize_folder.py", lambda: localize_folder.main(argv), argv) == 2
@@ -471,7 +456,7 @@ def test_imagenet_scripts_check_out_before_any_work(
 ) -> None:
     (tmp_path / "file").write_text("x")
     (tmp_path / "locked").mkdir()
-    _read_only(monkeypatch, tmp_path / "locked")
+    make_read_only(monkeypatch, tmp_path / "locked")
     out = {
         "read-only": tmp_path / "locked" / "run", "under a file": tmp_path / "file" / "run", "a file": tmp_path / "file"
     }[where]
@@ -509,7 +494,6 @@ CHILD = textwrap.dedent(
     good_png = cv2.imencode(".png", rng.integers(0, 256, (8, 8), dtype=np.uint8))[1].tobytes()
     blobs = [rng.bytes(int(n)) for n in rng.integers(0, 3000, 40)]
     blobs += [good[: int(n)] for n in rng.integers(0, len(good), 40)]
-    blobs += [bytearray(good)] * 0
     for index in range(40):  # flipped bytes inside a good file
         damaged = bytearray(good)
         for position in rng.integers(0, len(good), 8):

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import textwrap
 from functools import lru_cache
-from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
 import numpy as np
@@ -47,18 +46,12 @@ from camfix.crf import (  # noqa: E402
     saliency_scores,
 )
 
+from refusals import assert_refused, with_values  # noqa: E402
+
 pytestmark = pytest.mark.crf
 
 #: Every bad input this module tries, counted as it is tried (reported by the last test).
 TRIED: List[str] = []
-
-
-def assert_refused(raised: pytest.ExceptionInfo, expected: str, received: str) -> None:
-    """camfix's own check raised it; the message starts with ``expected`` and quotes ``received``."""
-    message = str(raised.value)
-    assert message.startswith(expected), message
-    assert received in message, message
-    assert Path(str(raised.traceback[-1].path)).parent.name == "camfix", f"raised outside camfix: {message}"
 
 
 @pytest.fixture(autouse=True)
@@ -98,12 +91,6 @@ FUNCTIONS: Dict[str, Tuple[Call, np.ndarray, torch.Tensor, str, str]] = {
 }
 BATCHED = {"refine_labels_batch", "refine_saliency_batch", "refine_saliency_sweep"}
 SALIENCY_FUNCTIONS = {"refine_saliency", "refine_saliency_batch", "refine_saliency_sweep"}
-
-
-def with_value(tensor: torch.Tensor, value: float) -> torch.Tensor:
-    changed = tensor.clone()
-    changed.view(-1)[1] = value
-    return changed
 
 
 # --------------------------------------------------------------------------------------------------- bad images
@@ -202,14 +189,14 @@ BAD_MAPS: Dict[str, Tuple[Callable[[torch.Tensor], object], type, str, str]] = {
     "bool": (lambda m: m > 0.4, TypeError, "{map} must be a floating point tensor", "torch.bool"),
     "complex": (lambda m: m.to(torch.complex64), TypeError, "{map} must be a floating point tensor",
                 "torch.complex64"),
-    "NaN": (lambda m: with_value(m, math.nan), ValueError, "{map} must be finite", "1 NaN and 0 infinite"),
-    "inf": (lambda m: with_value(m, math.inf), ValueError, "{map} must be finite", "0 NaN and 1 infinite"),
-    "-inf": (lambda m: with_value(m, -math.inf), ValueError, "{map} must be finite", "0 NaN and 1 infinite"),
+    "NaN": (lambda m: with_values(m, math.nan), ValueError, "{map} must be finite", "1 NaN and 0 infinite"),
+    "inf": (lambda m: with_values(m, math.inf), ValueError, "{map} must be finite", "0 NaN and 1 infinite"),
+    "-inf": (lambda m: with_values(m, -math.inf), ValueError, "{map} must be finite", "0 NaN and 1 infinite"),
     "all NaN float16": (lambda m: torch.full_like(m, math.nan, dtype=torch.float16), ValueError,
                         "{map} must be finite", " NaN and 0 infinite"),
     "above 1 (a 0-255 map)": (lambda m: m * 255, ValueError, "{map} must have values in [0, 1]", "got values in"),
-    "slightly above 1": (lambda m: with_value(m, 1.0001), ValueError, "{map} must have values in [0, 1]", "1.0001"),
-    "negative": (lambda m: with_value(m, -0.25), ValueError, "{map} must have values in [0, 1]", "-0.25"),
+    "slightly above 1": (lambda m: with_values(m, 1.0001), ValueError, "{map} must have values in [0, 1]", "1.0001"),
+    "negative": (lambda m: with_values(m, -0.25), ValueError, "{map} must have values in [0, 1]", "-0.25"),
     "logits": (lambda m: torch.logit(m.clamp(0.01, 0.99)), ValueError, "{map} must have values in [0, 1]",
                "got values in"),
     "one rank less": (lambda m: m[0], ValueError, "{map} must have shape", "dims with shape"),
@@ -232,7 +219,7 @@ BAD_PROBS = {
                              "deviation of 1.7"),
     "all zero": (lambda p: torch.zeros_like(p), ValueError, "probs must sum to 1 over the classes",
                  "deviation of 1"),
-    "one pixel off by 0.01": (lambda p: with_value(p, float(p.view(-1)[1]) + 0.01), ValueError,
+    "one pixel off by 0.01": (lambda p: with_values(p, float(p.view(-1)[1]) + 0.01), ValueError,
                               "probs must sum to 1 over the classes", "deviation of 0.01"),
     "classes last (H, W, K)": (lambda p: p.movedim(-3, -1), ValueError, "probs must sum to 1 over the classes",
                                "deviation"),
@@ -289,7 +276,7 @@ def test_any_value_outside_0_1_is_refused(value: float) -> None:
     TRIED.append(f"saliency value {value}")
     for call in (saliency_scores, lambda m: refine_saliency(IMAGE, m)):
         with pytest.raises(ValueError) as raised:
-            call(with_value(SALIENCY.double(), value))
+            call(with_values(SALIENCY.double(), value))
         assert str(raised.value).startswith("saliency must "), raised.value
 
 

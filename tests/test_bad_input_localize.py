@@ -14,23 +14,11 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from torch import Tensor, nn
+from torch import nn
 
 import camfix
 
-from nets import TorchvisionResNet, all_hooks
-
-
-class CountingResNet(TorchvisionResNet):
-    """A torchvision-layout ResNet that counts its forward passes."""
-
-    def __init__(self) -> None:
-        super().__init__(num_classes=5)
-        self.calls = 0
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.calls += 1
-        return super().forward(x)
+from nets import CountingResNet, all_hooks
 
 
 IMAGES = torch.randn(2, 3, 32, 32)

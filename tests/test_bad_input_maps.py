@@ -19,7 +19,6 @@ import math
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 from typing import Dict, Tuple
 
 import numpy as np
@@ -31,17 +30,11 @@ from hypothesis import strategies as st
 
 from camfix import cam, normalize_maps, resize_maps
 
+from refusals import assert_refused, with_values
+
 #: case name -> (argument overrides, exception, what the message starts with: the argument and what it must be,
 #: what the message must quote of the value received)
 Cases = Dict[str, Tuple[dict, type, str, str]]
-
-
-def assert_refused(raised: pytest.ExceptionInfo, expected: str, received: str) -> None:
-    """The promise for one refused call: camfix's own check raised it, naming the argument and both values."""
-    message = str(raised.value)
-    assert message.startswith(expected), message
-    assert received in message, message
-    assert Path(str(raised.traceback[-1].path)).parent.name == "camfix", f"raised outside camfix: {message}"
 
 
 def sparse(tensor: torch.Tensor) -> torch.Tensor:
@@ -53,12 +46,6 @@ def sparse(tensor: torch.Tensor) -> torch.Tensor:
 FEATURES = torch.rand(2, 3, 4, 4)
 WEIGHT = torch.randn(5, 3)
 CAM_GOOD = {"features": FEATURES, "fc_weight": WEIGHT, "clamp_negative": True, "classes": None}
-
-
-def with_value(tensor: torch.Tensor, value: float) -> torch.Tensor:
-    changed = tensor.clone()
-    changed.view(-1)[1] = value
-    return changed
 
 
 BAD_CAM_CALLS: Cases = {
@@ -97,13 +84,13 @@ BAD_CAM_CALLS: Cases = {
         {"features": torch.rand(2, 3, 4, 0)}, ValueError, "features must not be empty", "(2, 3, 4, 0)"
     ),
     "features NaN": (
-        {"features": with_value(FEATURES, math.nan)}, ValueError, "features must be finite", "1 NaN and 0 infinite"
+        {"features": with_values(FEATURES, math.nan)}, ValueError, "features must be finite", "1 NaN and 0 infinite"
     ),
     "features inf": (
-        {"features": with_value(FEATURES, math.inf)}, ValueError, "features must be finite", "0 NaN and 1 infinite"
+        {"features": with_values(FEATURES, math.inf)}, ValueError, "features must be finite", "0 NaN and 1 infinite"
     ),
     "features -inf": (
-        {"features": with_value(FEATURES, -math.inf)}, ValueError, "features must be finite", "0 NaN and 1 infinite"
+        {"features": with_values(FEATURES, -math.inf)}, ValueError, "features must be finite", "0 NaN and 1 infinite"
     ),
     "features meta": (
         {"features": FEATURES.to("meta")}, TypeError, "features must hold data", "a tensor on the meta device"
@@ -144,9 +131,9 @@ BAD_CAM_CALLS: Cases = {
     "fc_weight complex": (
         {"fc_weight": WEIGHT.to(torch.complex128)}, TypeError, "fc_weight must be a floating point", "complex128"
     ),
-    "fc_weight NaN": ({"fc_weight": with_value(WEIGHT, math.nan)}, ValueError, "fc_weight must be finite", "1 NaN"),
+    "fc_weight NaN": ({"fc_weight": with_values(WEIGHT, math.nan)}, ValueError, "fc_weight must be finite", "1 NaN"),
     "fc_weight inf": (
-        {"fc_weight": with_value(WEIGHT, -math.inf)}, ValueError, "fc_weight must be finite", "1 infinite"
+        {"fc_weight": with_values(WEIGHT, -math.inf)}, ValueError, "fc_weight must be finite", "1 infinite"
     ),
     "fc_weight meta": ({"fc_weight": WEIGHT.to("meta")}, TypeError, "fc_weight must hold data", "meta device"),
     "fc_weight sparse": ({"fc_weight": sparse(WEIGHT)}, TypeError, "fc_weight must be a dense tensor", "sparse_coo"),
@@ -308,10 +295,10 @@ BAD_RESIZE_CALLS: Cases = {
     "maps (0, 0, 0)": ({"maps": torch.rand(0, 0, 0)}, ValueError, "maps must not be empty", "(0, 0, 0)"),
     "maps (N, K, 0, w)": ({"maps": torch.rand(2, 2, 0, 3)}, ValueError, "maps must not be empty", "(2, 2, 0, 3)"),
     "maps (N, K, h, 0)": ({"maps": torch.rand(2, 2, 3, 0)}, ValueError, "maps must not be empty", "(2, 2, 3, 0)"),
-    "maps NaN": ({"maps": with_value(MAPS, math.nan)}, ValueError, "maps must be finite", "1 NaN and 0 infinite"),
-    "maps inf": ({"maps": with_value(MAPS, math.inf)}, ValueError, "maps must be finite", "0 NaN and 1 infinite"),
+    "maps NaN": ({"maps": with_values(MAPS, math.nan)}, ValueError, "maps must be finite", "1 NaN and 0 infinite"),
+    "maps inf": ({"maps": with_values(MAPS, math.inf)}, ValueError, "maps must be finite", "0 NaN and 1 infinite"),
     "maps NaN at its size": (
-        {"maps": with_value(MAPS, math.nan), "size": (3, 3)}, ValueError, "maps must be finite", "1 NaN"
+        {"maps": with_values(MAPS, math.nan), "size": (3, 3)}, ValueError, "maps must be finite", "1 NaN"
     ),
     "maps meta": ({"maps": MAPS.to("meta")}, TypeError, "maps must hold data", "meta device"),
     "maps sparse": ({"maps": sparse(MAPS)}, TypeError, "maps must be a dense tensor", "sparse_coo"),
@@ -398,10 +385,10 @@ BAD_NORMALIZE_CALLS: Dict[str, Tuple[object, type, str, str]] = {
     "uint8": (MAPS.to(torch.uint8), TypeError, "maps must be a floating point tensor", "torch.uint8"),
     "bool": (MAPS > 0.5, TypeError, "maps must be a floating point tensor", "torch.bool"),
     "complex": (MAPS.to(torch.complex128), TypeError, "maps must be a floating point tensor", "complex128"),
-    "NaN": (with_value(MAPS, math.nan), ValueError, "maps must be finite", "1 NaN and 0 infinite values"),
-    "inf": (with_value(MAPS, math.inf), ValueError, "maps must be finite", "0 NaN and 1 infinite values"),
+    "NaN": (with_values(MAPS, math.nan), ValueError, "maps must be finite", "1 NaN and 0 infinite values"),
+    "inf": (with_values(MAPS, math.inf), ValueError, "maps must be finite", "0 NaN and 1 infinite values"),
     "-inf float16": (
-        with_value(MAPS.half(), -math.inf), ValueError, "maps must be finite", "0 NaN and 1 infinite values"
+        with_values(MAPS.half(), -math.inf), ValueError, "maps must be finite", "0 NaN and 1 infinite values"
     ),
     "meta": (MAPS.to("meta"), TypeError, "maps must hold data", "meta device"),
     "sparse": (sparse(MAPS), TypeError, "maps must be a dense tensor", "sparse_coo"),

@@ -86,4 +86,5 @@ def test_good_edge_inputs_are_accepted() -> None:
     # Not bad input: empty batches and channels pool to empty outputs, numpy bools and float64s are bools and floats.
     assert tap(torch.zeros(0, 3, 2, 2)).shape == (0, 3, 1, 1)
     assert tap(torch.zeros(2, 0, 2, 2), flatten=np.bool_(True)).shape == (2, 0)
-    assert tap(torch.rand(1, 2, 3, 3), np.float64(0.5)).shape == (1, 2, 1, 1)
+    x = torch.rand(1, 2, 3, 3)
+    assert tap(x, np.float64(0.5)).shape == (1, 2, 1, 1) and torch.equal(tap(x, np.float64(0.5)), tap(x, 0.5))

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-import traceback
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
@@ -44,27 +43,7 @@ from camfix import (
 )
 from camfix import thresholds
 
-
-def refusal(call: Callable[[], object], error: type, expected: str, received: str) -> None:
-    """The promise for one bad call: ``error``, raised by camfix's own check, with a message that starts with
-    ``expected`` (the argument and what it must be) and quotes ``received``. Plain asserts: the child process
-    runs it without pytest."""
-    try:
-        call()
-    except error as raised:
-        message = str(raised)
-        assert message.startswith(expected), message
-        assert received in message, message
-        origin = Path(traceback.extract_tb(raised.__traceback__)[-1].filename)
-        assert origin.parent.name == "camfix", f"raised in {origin}, not by camfix's check: {message}"
-    else:
-        raise AssertionError(f"accepted; expected {error.__name__}: {expected}")
-
-
-def with_values(tensor: torch.Tensor, *values: float) -> torch.Tensor:
-    changed = tensor.clone()
-    changed.view(-1)[1 : 1 + len(values)] = torch.tensor(values, dtype=tensor.dtype)
-    return changed
+from refusals import refusal, with_values
 
 
 MAPS = torch.rand(2, 5, 6)

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
@@ -21,26 +20,14 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from camfix import cli_support
 from camfix.viz import colorize, draw_boxes, draw_localization, image_grid, overlay, save_image, to_rgb_uint8
+
+from references import reference_outlines
+from refusals import fill_the_disk, make_read_only
 
 INT64_MAX = 2**63 - 1
 IMAGE = np.arange(6 * 7 * 3, dtype=np.uint8).reshape(6, 7, 3)
 COLOUR = (1, 2, 3)
-
-
-def reference_boxes(
-    image: np.ndarray, boxes: List[List[int]], colour: Tuple[int, int, int], thickness: int
-) -> np.ndarray:
-    """The documented outline: a pixel of the box within ``thickness`` of its border, the image's pixels only."""
-    out = image.copy()
-    height, width = image.shape[:2]
-    for x0, y0, x1, y1 in boxes:
-        for y in range(height):
-            for x in range(width):
-                if x0 <= x <= x1 and y0 <= y <= y1 and min(x - x0, x1 - x, y - y0, y1 - y) < thickness:
-                    out[y, x] = colour
-    return out
 
 
 coordinates = st.one_of(st.integers(0, 12), st.integers(0, INT64_MAX))
@@ -53,12 +40,12 @@ coordinates = st.one_of(st.integers(0, 12), st.integers(0, INT64_MAX))
 def test_draw_boxes_clips_any_box_to_the_image(raw: List[Tuple[int, int, int, int]], thickness: int) -> None:
     boxes = [[min(a, c), min(b, d), max(a, c), max(b, d)] for a, b, c, d in raw]
     drawn = draw_boxes(IMAGE, np.array(boxes, dtype=np.int64), COLOUR, thickness)
-    assert np.array_equal(drawn, reference_boxes(IMAGE, boxes, COLOUR, thickness))
+    assert np.array_equal(drawn, reference_outlines(IMAGE, boxes, COLOUR, thickness))
 
 
 def test_draw_boxes_beyond_int64_in_unsigned_arrays() -> None:
     boxes = np.array([[2, 1, 2**64 - 1, 2**64 - 1]], dtype=np.uint64)  # a plain cast would wrap to -1: no box
-    expected = reference_boxes(IMAGE, [[2, 1, 10**30, 10**30]], COLOUR, 1)
+    expected = reference_outlines(IMAGE, [[2, 1, 10**30, 10**30]], COLOUR, 1)
     assert np.array_equal(draw_boxes(IMAGE, boxes, COLOUR, 1), expected)
 
 
@@ -149,20 +136,8 @@ def test_save_image_refuses_before_creating_anything(tmp_path: Path) -> None:
     assert _tree(tmp_path) == before  # no folder was created for any of them
 
 
-def _read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
-    """Make ``folder`` look read-only to the checks (root may write anywhere, so chmod alone cannot show it)."""
-    real_access = os.access
-
-    def access(path: object, mode: int, *args: object, **kwargs: object) -> bool:
-        if Path(os.fspath(path)) == folder and mode & os.W_OK:
-            return False
-        return real_access(path, mode, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(os, "access", access)
-
-
 def test_save_image_into_a_read_only_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _read_only(monkeypatch, tmp_path)
+    make_read_only(monkeypatch, tmp_path)
     with pytest.raises(PermissionError, match="is not writable"):
         save_image(tmp_path / "sub" / "a.png", IMAGE)
     assert _tree(tmp_path) == []
@@ -182,10 +157,7 @@ def test_save_image_on_a_full_disk_leaves_the_old_file(tmp_path: Path, monkeypat
     path = save_image(tmp_path / "a.png", IMAGE)
     old = path.read_bytes()
 
-    def full_disk(descriptor: int) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(cli_support.os, "fsync", full_disk)
+    fill_the_disk(monkeypatch)
     with pytest.raises(OSError, match="No space left"):
         save_image(path, np.zeros((6, 7, 3), np.uint8))
     assert path.read_bytes() == old and _tree(tmp_path) == ["a.png"]  # unchanged, no temporary file left

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from nets import TorchvisionResNet
-from references import reference_is_constant
+from references import constant_tolerance, reference_is_constant
 
 from camfix import cam, normalize_maps, resize_maps
 
@@ -424,11 +424,6 @@ def test_normalize_constant_1x1_and_range() -> None:
 
 
 FLOAT_DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
-
-
-def constant_tolerance(dtype: torch.dtype) -> float:
-    """The documented relative tolerance of normalize_maps: max(4 eps(dtype), 128 eps(float32))."""
-    return max(4 * torch.finfo(dtype).eps, 128 * torch.finfo(torch.float32).eps)
 
 
 def relative_range(maps: torch.Tensor) -> torch.Tensor:

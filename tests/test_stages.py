@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import Tensor
 
 import camfix
 from camfix import (
@@ -18,31 +17,13 @@ from camfix import (
     saliency_maps,
 )
 
-from nets import TorchvisionResNet, all_hooks
-
-
-class CountingResNet(TorchvisionResNet):
-    def __init__(self) -> None:
-        super().__init__(num_classes=5)
-        self.calls = 0
-        with torch.no_grad():
-            self.fc.weight.copy_(torch.randn_like(self.fc.weight))  # both signs, so that NWC changes the maps
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.calls += 1
-        return super().forward(x)
-
-
-def features_of(model: TorchvisionResNet, images: Tensor) -> Tensor:
-    with torch.no_grad():
-        x = model.maxpool(model.relu(model.bn1(model.conv1(images))))
-        return model.layer4(model.layer3(model.layer2(model.layer1(x))))
+from nets import CountingResNet, all_hooks
 
 
 @pytest.fixture
 def model() -> CountingResNet:
     torch.manual_seed(0)
-    return CountingResNet().eval()
+    return CountingResNet(signed_weights=True).eval()
 
 
 IMAGES = torch.randn(3, 3, 96, 64)
@@ -56,7 +37,9 @@ def test_class_maps_is_the_cam_resized_and_normalised(model: CountingResNet, cla
     with torch.no_grad():
         logits = model(IMAGES)
     classes = logits.argmax(1) if labels is None else torch.tensor(labels)
-    raw = camfix.cam(features_of(model, IMAGES), model.fc.weight, clamp_negative=clamp_negative, classes=classes)
+    with torch.no_grad():
+        features = model.features(IMAGES)
+    raw = camfix.cam(features, model.fc.weight, clamp_negative=clamp_negative, classes=classes)
     expected = camfix.normalize_maps(camfix.resize_maps(raw, (96, 64)))
     torch.testing.assert_close(stage.maps, expected, rtol=1e-5, atol=1e-6)
     assert torch.equal(stage.classes, classes)
@@ -165,11 +148,12 @@ def test_the_demo_calls_the_stages_not_localize(monkeypatch: pytest.MonkeyPatch)
         raise AssertionError("the demo called camfix.localize")
 
     monkeypatch.setattr(camfix, "localize", refuse)
-    model = CountingResNet().eval()
+    model = CountingResNet(signed_weights=True).eval()
     labels = torch.tensor([0, 1, 2])
     maps, predictions = ablation._cam_maps(model, IMAGES, labels, nwc=True, batch_size=2)
-    torch.testing.assert_close(maps, class_maps(model, IMAGES, labels).maps)  # batches of 2 + 1 against one of 3
-    assert predictions.shape == (3,)
+    whole = class_maps(model, IMAGES, labels)
+    torch.testing.assert_close(maps, whole.maps)  # batches of 2 + 1 against one of 3
+    assert predictions.shape == (3,) and torch.equal(predictions, whole.logits.argmax(1))
 
 
 def test_stages_on_a_batch_of_one_channels_last_and_non_contiguous_input(model: CountingResNet) -> None:
@@ -230,7 +214,7 @@ def test_saliency_maps_keep_the_dtype_without_the_crf_and_give_float32_with_it(d
 
 def test_class_maps_of_a_float16_model() -> None:
     torch.manual_seed(0)
-    model = CountingResNet().eval()
+    model = CountingResNet(signed_weights=True).eval()
     reference = class_maps(model, IMAGES)
     half = class_maps(model.half(), IMAGES.half())
     assert half.maps.dtype == torch.float32 and half.logits.dtype == torch.float16

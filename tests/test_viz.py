@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import List, Sequence, Tuple
+from typing import List, Tuple
 
 import cv2
 import numpy as np
@@ -30,6 +30,8 @@ from camfix.viz import (
     save_image,
     to_rgb_uint8,
 )
+
+from references import reference_outlines
 
 
 def reference_rgb(values: np.ndarray) -> np.ndarray:
@@ -54,22 +56,6 @@ def reference_overlay(image: np.ndarray, saliency: np.ndarray, alpha: float, cod
             colour = table[round(float(saliency[y, x]) * 255)]
             for c in range(3):
                 out[y, x, c] = round(alpha * colour[c] + (1 - alpha) * float(image[y, x, c]))
-    return out
-
-
-def reference_boxes(
-    image: np.ndarray, boxes: Sequence[Sequence[int]], colour: Tuple[int, int, int], thickness: int
-) -> np.ndarray:
-    out = image.copy()
-    height, width = image.shape[:2]
-    for x0, y0, x1, y1 in boxes:
-        if (x0, y0, x1, y1) == (-1, -1, -1, -1):
-            continue
-        for y in range(height):
-            for x in range(width):
-                inside = x0 <= x <= x1 and y0 <= y <= y1
-                if inside and min(x - x0, x1 - x, y - y0, y1 - y) < thickness:
-                    out[y, x] = colour
     return out
 
 
@@ -189,7 +175,7 @@ def test_draw_boxes_matches_reference(thickness: int) -> None:
     rng = np.random.default_rng(thickness)
     image = rng.integers(0, 256, (12, 15, 3), dtype=np.uint8)
     boxes = [[2, 3, 9, 7], [0, 0, 14, 11], [5, 5, 5, 5], [4, 1, 8, 2], [10, 6, 20, 30], [-1, -1, -1, -1]]
-    expected = reference_boxes(image, boxes, (255, 0, 0), thickness)
+    expected = reference_outlines(image, boxes, (255, 0, 0), thickness)
     assert np.array_equal(draw_boxes(image, boxes, (255, 0, 0), thickness), expected)
     assert np.array_equal(draw_boxes(image, torch.tensor(boxes), (255, 0, 0), thickness), expected)
     assert np.array_equal(draw_boxes(image, np.array(boxes, np.int32), (255, 0, 0), thickness), expected)
@@ -242,8 +228,8 @@ def test_draw_localization_composes_overlay_and_boxes() -> None:
     picture = draw_localization(torch.from_numpy(image), saliency, predicted, truth, alpha=0.4, thickness=1)
     rgb = reference_rgb(image.transpose(1, 2, 0))
     expected = reference_overlay(rgb, saliency, 0.4, COLORMAPS["jet"])
-    expected = reference_boxes(expected, [truth], GROUND_TRUTH_COLOR, 1)
-    expected = reference_boxes(expected, [predicted], PREDICTED_COLOR, 1)
+    expected = reference_outlines(expected, [truth], GROUND_TRUTH_COLOR, 1)
+    expected = reference_outlines(expected, [predicted], PREDICTED_COLOR, 1)
     assert np.array_equal(picture, expected)
     assert picture[6, 3].tolist() == list(PREDICTED_COLOR)  # where the outlines cross, the prediction is on top
     assert np.array_equal(draw_localization(rgb), rgb)
