@@ -148,11 +148,26 @@ def test_example_writes_pictures_and_tables(tmp_path: Path) -> None:
     variants = ["CAM", "+NWC", "+PaS", "NWC+PaS"]
     assert report["variants"] == variants
     sizes: Dict[str, Tuple[int, int]] = {"chelsea": (451, 300), "camera": (512, 512)}
-    for row in report["photos"]:
+    # Each variant's box and IoU, recomputed here from camfix.localize and box_iou on the same input.
+    from skimage import data
+
+    from camfix.boxes import box_iou, resize_boxes
+
+    annotated = [real_photos.read_annotations(real_photos.BOXES_FILE)[name] for name in ("chelsea", "camera")]
+    images = real_photos.model_input([real_photos.load_photo(data, photo) for photo in annotated], 64)
+    model = real_photos.load_model()
+    for index, row in enumerate(report["photos"]):
         assert len(row["top5"]) == 5
-        for name in variants:
-            assert 0 <= row["variants"][name]["iou"] <= 1
-            x0, y0, x1, y1 = row["variants"][name]["box"]
+        truth = torch.from_numpy(resize_boxes(annotated[index].boxes(), tuple(sizes[row["photo"]]), (64, 64)))
+        for variant in real_photos.VARIANTS:
+            expected = camfix.localize(
+                model, images, clamp_negative=variant.clamp_negative, pct=98.0 if variant.percentile else 100.0
+            ).boxes[index]
+            recorded = row["variants"][variant.name]
+            assert recorded["box"] == expected.tolist()
+            assert recorded["iou"] == round(float(box_iou(expected[None], truth).max()), 4)
+            assert 0 <= recorded["iou"] <= 1
+            x0, y0, x1, y1 = recorded["box"]
             assert 0 <= x0 <= x1 < 64 and 0 <= y0 <= y1 < 64
         picture = cv2.imread(str(out / f"{row['photo']}.png"))
         width, height = sizes[row["photo"]]
